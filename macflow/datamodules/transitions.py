@@ -1,0 +1,219 @@
+"""``TransitionData``: offline multi-agent transitions in memory, one observation table plus index arrays.
+
+Observations are stored once (``[M, N, O]``, final observations of episodes included) and transitions point into
+that table with ``obs_index`` / ``next_obs_index``, so ``next_obs`` costs no extra memory. Transitions never pair
+rows across an episode boundary. ``terminals`` marks a real termination (no bootstrap); a time-limit truncation is
+not terminal and bootstraps from the recorded final observation.
+
+Batches are ``dict[str, Tensor]`` with keys ``obs [B,N,O]``, ``actions [B,N,A]``, ``rewards [B]``, ``dones [B]``,
+``next_obs [B,N,O]`` and, when present, ``state``/``next_state [B,S]`` and ``legal``/``next_legal [B,N,A]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass
+class TransitionData:
+    """Transitions of one offline dataset. Actions are in [-1, 1] (continuous) or one-hot (discrete)."""
+
+    observations: Tensor  # [M, N, O] float32, every observation recorded (episode ends included)
+    obs_index: Tensor  # [T] int64, row of o_t in ``observations``
+    next_obs_index: Tensor  # [T] int64, row of o_{t+1}
+    actions: Tensor  # [T, N, A] float32
+    rewards: Tensor  # [T] float32, team reward
+    terminals: Tensor  # [T] bool, True when step t ended the episode by termination
+    episode_ids: Tensor  # [T] int64
+    states: Tensor | None = None  # [M, S] float32 global state, aligned with ``observations``
+    legal: Tensor | None = None  # [M, N, A] bool legal-action mask, aligned with ``observations``
+
+    def __post_init__(self) -> None:
+        t = self.actions.shape[0]
+        for name in ("obs_index", "next_obs_index", "rewards", "terminals", "episode_ids"):
+            if getattr(self, name).shape != (t,):
+                raise ValueError(f"TransitionData.{name} must have shape [{t}], got {list(getattr(self, name).shape)}")
+        m = self.observations.shape[0]
+        for name in ("states", "legal"):
+            x = getattr(self, name)
+            if x is not None and x.shape[0] != m:
+                raise ValueError(f"TransitionData.{name} must have {m} rows (one per observation), got {x.shape[0]}")
+        if t and int(torch.maximum(self.obs_index.max(), self.next_obs_index.max())) >= m:
+            raise ValueError("TransitionData index points past the observation table")
+        if not torch.isfinite(self.observations).all() or not torch.isfinite(self.actions).all():
+            raise ValueError("TransitionData contains NaN or inf in observations or actions; clean the data first")
+
+    # ----------------------------------------------------------------------------------------------- dims
+    @property
+    def n_transitions(self) -> int:
+        return self.actions.shape[0]
+
+    @property
+    def n_agents(self) -> int:
+        return self.observations.shape[1]
+
+    @property
+    def obs_dim(self) -> int:
+        return self.observations.shape[2]
+
+    @property
+    def action_dim(self) -> int:
+        return self.actions.shape[2]
+
+    @property
+    def state_dim(self) -> int:
+        return 0 if self.states is None else self.states.shape[1]
+
+    def nbytes(self) -> int:
+        """Bytes held by all tensors (the dataset's in-memory size)."""
+        return sum(x.numel() * x.element_size() for x in self.tensors().values())
+
+    def tensors(self) -> dict[str, Tensor]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def to(self, device: torch.device | str) -> "TransitionData":
+        return TransitionData(**{k: v.to(device) for k, v in self.tensors().items()})
+
+    # --------------------------------------------------------------------------------------------- batches
+    def gather(self, idx: Tensor) -> dict[str, Tensor]:
+        """The batch of transitions ``idx`` (one indexing op per key)."""
+        o, o2 = self.obs_index[idx], self.next_obs_index[idx]
+        batch = {
+            "obs": self.observations[o],
+            "actions": self.actions[idx],
+            "rewards": self.rewards[idx],
+            "dones": self.terminals[idx].to(self.rewards.dtype),
+            "next_obs": self.observations[o2],
+        }
+        if self.states is not None:
+            batch["state"], batch["next_state"] = self.states[o], self.states[o2]
+        if self.legal is not None:
+            batch["legal"], batch["next_legal"] = self.legal[o], self.legal[o2]
+        return batch
+
+    def episode_returns(self) -> Tensor:
+        """Undiscounted team return of every episode in the data ``[E]``."""
+        n = int(self.episode_ids.max()) + 1 if self.n_transitions else 0
+        return torch.zeros(n, dtype=torch.float64).index_add_(0, self.episode_ids, self.rewards.double())
+
+    # ------------------------------------------------------------------------------------------ builders
+    @staticmethod
+    def from_episodes(episodes: Iterable[Mapping[str, np.ndarray | bool]]) -> "TransitionData":
+        """Build from whole episodes.
+
+        Each episode maps ``obs [L+1,N,O]`` (final observation included), ``actions [L,N,A]``, ``rewards [L]``,
+        ``terminated`` (bool: the last step terminated rather than hit a time limit) and optionally
+        ``state [L+1,S]`` and ``legal [L+1,N,A]``.
+        """
+        cols: dict[str, list] = {k: [] for k in ("obs", "actions", "rewards", "terminals", "ids", "oi", "state", "legal")}
+        offset = 0
+        for e, ep in enumerate(episodes):
+            obs = np.asarray(ep["obs"], dtype=np.float32)
+            length = len(ep["actions"])
+            if obs.shape[0] != length + 1:
+                raise ValueError(f"episode {e}: obs must have one row more than actions (the final observation), "
+                                 f"got {obs.shape[0]} and {length}")
+            term = np.zeros(length, dtype=bool)
+            term[-1] = bool(ep["terminated"])
+            cols["obs"].append(obs)
+            cols["actions"].append(np.asarray(ep["actions"], dtype=np.float32))
+            cols["rewards"].append(np.asarray(ep["rewards"], dtype=np.float32).reshape(length))
+            cols["terminals"].append(term)
+            cols["ids"].append(np.full(length, e, dtype=np.int64))
+            cols["oi"].append(offset + np.arange(length, dtype=np.int64))
+            for key in ("state", "legal"):
+                if key in ep and ep[key] is not None:
+                    cols[key].append(np.asarray(ep[key]))
+            offset += length + 1
+        if not cols["actions"]:
+            raise ValueError("no episodes given")
+        obs_index = torch.from_numpy(np.concatenate(cols["oi"]))
+        return TransitionData(
+            observations=torch.from_numpy(np.concatenate(cols["obs"])),
+            obs_index=obs_index,
+            next_obs_index=obs_index + 1,
+            actions=torch.from_numpy(np.concatenate(cols["actions"])),
+            rewards=torch.from_numpy(np.concatenate(cols["rewards"])),
+            terminals=torch.from_numpy(np.concatenate(cols["terminals"])),
+            episode_ids=torch.from_numpy(np.concatenate(cols["ids"])),
+            states=torch.from_numpy(np.concatenate(cols["state"]).astype(np.float32)) if cols["state"] else None,
+            legal=torch.from_numpy(np.concatenate(cols["legal"]).astype(bool)) if cols["legal"] else None,
+        )
+
+    @staticmethod
+    def from_stream(obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminals: np.ndarray,
+                    truncations: np.ndarray, state: np.ndarray | None = None,
+                    legal: np.ndarray | None = None) -> "TransitionData":
+        """Build from one time stream of concatenated episodes, row t = ``(o_t, a_t, r_t, terminal_t, trunc_t)``.
+
+        This is the OG-MARL vault convention: ``terminal_t``/``trunc_t`` is the flag returned by ``step(a_t)`` and
+        no final observation is stored. So ``next_obs`` of row t is row t+1 of the same episode; a terminal last
+        row needs no next observation (it does not bootstrap); a truncated last row, and a stream that stops
+        mid-episode, has none recorded and is dropped. ``rewards`` may be ``[T]`` or ``[T, N]`` (team reward
+        replicated or per agent: averaged over agents).
+        """
+        n = len(actions)
+        rewards = np.asarray(rewards, dtype=np.float32)
+        if rewards.ndim == 2:
+            rewards = rewards.mean(-1)
+        terminals, truncations = np.asarray(terminals).astype(bool), np.asarray(truncations).astype(bool)
+        if terminals.ndim == 2:  # per-agent flags: the episode ends when any agent's flag is set
+            terminals, truncations = terminals.any(-1), truncations.any(-1)
+        end = terminals | truncations
+        episode_ids = np.concatenate([[0], np.cumsum(end[:-1])]).astype(np.int64)
+        has_next = np.zeros(n, dtype=bool)
+        has_next[:-1] = ~end[:-1]
+        keep = has_next | terminals
+        rows = np.nonzero(keep)[0]
+        next_rows = np.where(terminals[rows], rows, rows + 1)
+        return TransitionData(
+            observations=torch.from_numpy(np.asarray(obs, dtype=np.float32)),
+            obs_index=torch.from_numpy(rows.astype(np.int64)),
+            next_obs_index=torch.from_numpy(next_rows.astype(np.int64)),
+            actions=torch.from_numpy(np.asarray(actions, dtype=np.float32)[rows]),
+            rewards=torch.from_numpy(rewards[rows]),
+            terminals=torch.from_numpy(terminals[rows]),
+            episode_ids=torch.from_numpy(np.unique(episode_ids[rows], return_inverse=True)[1].astype(np.int64)),
+            states=None if state is None else torch.from_numpy(np.asarray(state, dtype=np.float32)),
+            legal=None if legal is None else torch.from_numpy(np.asarray(legal).astype(bool)),
+        )
+
+    # ------------------------------------------------------------------------------------------------ I/O
+    def save(self, path: str | Path, manifest: Mapping | None = None) -> None:
+        """Write an ``.npz`` (plus ``<path>.json`` manifest) atomically: a crash never leaves a complete-looking file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: v.cpu().numpy() for k, v in self.tensors().items()}
+        if manifest is not None:
+            _atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(manifest, indent=2).encode()))
+        _atomic_write(path, lambda f: np.savez(f, **arrays))
+
+    @staticmethod
+    def load(path: str | Path) -> "TransitionData":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"dataset file {path} not found; run the datamodule's prepare_data() to make it")
+        with np.load(path) as z:
+            return TransitionData(**{k: torch.from_numpy(z[k]) for k in z.files})
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

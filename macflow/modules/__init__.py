@@ -1,0 +1,14 @@
+"""Networks (vector fields, policies, critics, mixers) and the two LightningModules that train them."""
+
+from macflow.modules.base import MACFlowModule
+from macflow.modules.critics import AgentCritic, EnsembleCritic
+from macflow.modules.mixers import QMIX, Mixer, VDNMean, VDNSum
+from macflow.modules.policies import SharedMLPPolicy, StudentPolicy
+from macflow.modules.student import OneStepStudent
+from macflow.modules.teacher import FlowTeacher
+from macflow.modules.vector_fields import (AgentAttentionVectorField, JointMLPVectorField, PerAgentVectorField,
+                                           VectorField)
+
+__all__ = ["MACFlowModule", "FlowTeacher", "OneStepStudent", "VectorField", "AgentAttentionVectorField",
+           "JointMLPVectorField", "PerAgentVectorField", "StudentPolicy", "SharedMLPPolicy", "AgentCritic",
+           "EnsembleCritic", "Mixer", "VDNMean", "VDNSum", "QMIX"]

@@ -1,0 +1,78 @@
+"""``MACFlowModule``: what the teacher, the student and baselines share.
+
+* One constructor signature for the data dims (``n_agents``, ``obs_dim``, ``action_dim``, ``state_dim``,
+  ``discrete``), which LightningCLI links from the datamodule, so no config repeats them.
+* Rollout evaluation as ``validation_step`` over episode seeds: each rank simulates its shard of episodes with
+  :meth:`policy`; ``on_validation_epoch_end`` all-reduces sums so the logged ``eval/*`` values are global means
+  over every episode of every rank.
+"""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import Tensor
+
+from macflow.datamodules.env import rollout
+
+
+def masked_argmax_one_hot(scores: Tensor, legal: Tensor | None) -> Tensor:
+    """One-hot of the best legal action: ``scores [..., A]`` (+ bool ``legal [..., A]``) -> ``[..., A]``."""
+    if legal is not None:
+        scores = scores.masked_fill(~legal, float("-inf"))
+    return torch.nn.functional.one_hot(scores.argmax(-1), scores.shape[-1]).to(scores.dtype)
+
+
+class MACFlowModule(LightningModule):
+    """Base LightningModule: the shared dims plus rollout evaluation."""
+
+    def __init__(self, n_agents: int = 1, obs_dim: int = 1, action_dim: int = 1, state_dim: int = 0,
+                 discrete: bool = False) -> None:
+        super().__init__()
+        self.n_agents, self.obs_dim, self.action_dim = n_agents, obs_dim, action_dim
+        self.state_dim, self.discrete = state_dim, discrete
+        self._eval_results: list[dict[str, Tensor]] = []
+
+    def policy(self, obs: Tensor, legal: Tensor | None = None) -> Tensor:
+        """Actions ``[E, N, A]`` (in [-1, 1], or one-hot when discrete) for evaluation rollouts."""
+        raise NotImplementedError
+
+    def check_batch(self, batch: dict[str, Tensor]) -> None:
+        """Fail early, with the fix, when a batch does not match the dims the model was built with."""
+        obs, act = batch["obs"], batch["actions"]
+        if obs.shape[1:] != (self.n_agents, self.obs_dim) or act.shape[1:] != (self.n_agents, self.action_dim):
+            raise ValueError(
+                f"batch obs {list(obs.shape)} / actions {list(act.shape)} do not match the model's dims "
+                f"(n_agents={self.n_agents}, obs_dim={self.obs_dim}, action_dim={self.action_dim}); train on the "
+                "datamodule the model was built for (the CLI links its dims)")
+
+    # ------------------------------------------------------------------------------- evaluation
+    def on_validation_epoch_start(self) -> None:
+        self._eval_results = []
+
+    def validation_step(self, seeds: Tensor, batch_idx: int) -> None:
+        datamodule = self.trainer.datamodule
+        results = rollout(datamodule.make_env([int(s) for s in seeds]), self.policy, self.device)
+        score = datamodule.normalized_score(results["return"])
+        if score is not None:
+            results["normalized_score"] = score.to(results["return"])
+        self._eval_results.append(results)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._eval_results:
+            return
+        keys = sorted(self._eval_results[0])
+        values = {k: torch.cat([r[k] for r in self._eval_results]) for k in keys}
+        # global sums over ranks: [count, sum(return^2), sum(k) for k in keys]
+        local = torch.stack([torch.tensor(float(values["return"].numel()), device=self.device, dtype=torch.float64),
+                             values["return"].pow(2).sum()] + [values[k].sum() for k in keys])
+        total = self.all_gather(local)
+        total = total.sum(0) if total.dim() > 1 else total
+        count = total[0]
+        means = {k: total[2 + i] / count for i, k in enumerate(keys)}
+        variance = (total[1] / count - means["return"] ** 2).clamp_min(0.0)
+        for k, v in means.items():
+            self.log(f"eval/{k}", v.float(), prog_bar=k in ("return", "normalized_score"), rank_zero_only=False)
+        self.log("eval/return_std", variance.sqrt().float())
+        self.log("eval/episodes", count.float())
+        self._eval_results = []

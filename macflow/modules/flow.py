@@ -1,0 +1,55 @@
+"""Flow-matching maths in plain PyTorch: the interpolant, its target velocity and the Euler sampler.
+
+Notation follows the paper: ``x_0`` is noise, ``x_1`` the data action, ``x_t = (1 - t) x_0 + t x_1`` and the
+conditional target velocity is ``x_1 - x_0``. Nothing here knows about Lightning.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+VelocityFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""``velocity(x_t [B, N, A], t [B], obs [B, N, O]) -> [B, N, A]``."""
+
+
+def interpolate(x_0: Tensor, x_1: Tensor, t: Tensor) -> Tensor:
+    """Linear (rectified-flow / OT) path ``x_t = (1 - t) x_0 + t x_1``; ``t`` has shape ``[B]``."""
+    t = t.view(-1, *([1] * (x_0.dim() - 1)))
+    return (1.0 - t) * x_0 + t * x_1
+
+
+def target_velocity(x_0: Tensor, x_1: Tensor) -> Tensor:
+    """The conditional velocity of the linear path, ``x_1 - x_0``."""
+    return x_1 - x_0
+
+
+def flow_matching_loss(velocity: VelocityFn, x_1: Tensor, obs: Tensor, x_0: Tensor | None = None,
+                       t: Tensor | None = None) -> Tensor:
+    """Conditional flow-matching loss (paper Eq. 6): per-element mean of ``|v(x_t, t, o) - (x_1 - x_0)|^2``.
+
+    One ``t`` per sample (shared by all agents of that joint action), so the field learns the joint path.
+    """
+    if x_0 is None:
+        x_0 = torch.randn_like(x_1)
+    if t is None:
+        t = torch.rand(x_1.shape[0], device=x_1.device, dtype=x_1.dtype)
+    x_t = interpolate(x_0, x_1, t)
+    return (velocity(x_t, t, obs) - target_velocity(x_0, x_1)).pow(2).mean()
+
+
+def euler_sample(velocity: VelocityFn, obs: Tensor, x_0: Tensor, steps: int) -> Tensor:
+    """Integrate ``dx/dt = v(x, t, obs)`` from ``x_0`` at t=0 to t=1 with ``steps`` Euler steps (grid ``k/K``).
+
+    Returns the unclipped end point; callers clip or arg-max as their action space needs.
+    """
+    if steps < 1:
+        raise ValueError(f"flow steps must be >= 1, got {steps}")
+    x = x_0
+    dt = 1.0 / steps
+    for k in range(steps):
+        t = torch.full((x.shape[0],), k * dt, device=x.device, dtype=x.dtype)
+        x = x + dt * velocity(x, t, obs)
+    return x
