@@ -95,8 +95,6 @@ class OneStepStudent(MACFlowModule):
         self.q_net = MixedCritic(critic(obs_dim, action_dim, n_agents), mixer(n_agents, mixer_state_dim))
         self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.teacher: FlowTeacher | None = None  # loaded in configure_model (lightning.md §c)
-        if not save_teacher:
-            self.strict_loading = False
 
     # ---------------------------------------------------------------------------------- teacher
     def configure_model(self) -> None:
@@ -116,10 +114,17 @@ class OneStepStudent(MACFlowModule):
         self.teacher = teacher.eval().requires_grad_(False)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Leave the teacher's weights out unless ``save_teacher`` (they live in ``teacher_ckpt``)."""
         if not self.hparams.save_teacher:
             state = checkpoint["state_dict"]
             for key in [k for k in state if k.startswith("teacher.")]:
                 del state[key]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Put back the teacher weights (loaded from ``teacher_ckpt`` by ``configure_model``) so loading is strict."""
+        state = checkpoint["state_dict"]
+        if self.teacher is not None and not any(k.startswith("teacher.") for k in state):
+            state.update({f"teacher.{k}": v for k, v in self.teacher.state_dict().items()})
 
     # ------------------------------------------------------------------------------------ noise
     def draw_noise(self, batch_size: int, device: torch.device, generator: torch.Generator | None = None
@@ -140,6 +145,7 @@ class OneStepStudent(MACFlowModule):
         return batch[f"{prefix}obs"].flatten(1)
 
     # ----------------------------------------------------------------------------------- acting
+    @torch.no_grad()
     def act(self, obs: Tensor, legal: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         """Deployment: one student forward for all agents, no teacher. ``z [B, N, noise_dim]`` or by ``eval_noise``."""
         if z is None:
