@@ -103,3 +103,22 @@ def test_discrete_pipeline_keeps_legal_actions_and_trains_by_a_nonzero_q_gradien
     student.actor.zero_grad()
     loss.backward()
     assert sum(p.grad.abs().sum() for p in student.actor.parameters()) > 0
+
+
+@pytest.mark.slow
+def test_student_resumes_and_validates_from_its_checkpoint(coordination_teacher, tmp_path):
+    first = run_cli(["fit", *student_args(coordination_teacher, tmp_path, "--trainer.max_steps=4")])
+    assert first.trainer.global_step == 4
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert not any(k.startswith("teacher.") for k in saved["state_dict"])  # the teacher lives in teacher_ckpt
+    second = run_cli(["fit", *student_args(coordination_teacher, tmp_path, "--trainer.max_steps=6",
+                                           f"--ckpt_path={tmp_path / 'last.ckpt'}")])
+    assert second.trainer.global_step == 6
+    for name in ("actor", "q_net", "target_q_net"):  # weights came back from step 4, then trained on
+        restored = {k[len(name) + 1:]: v for k, v in saved["state_dict"].items() if k.startswith(name + ".")}
+        assert restored.keys() == getattr(second.model, name).state_dict().keys()
+    validated = run_cli(["validate", *student_args(coordination_teacher, tmp_path, "--data.init_args.n_eval_episodes=200",
+                                                   "--data.init_args.eval_batch_size=100"),
+                         f"--ckpt_path={tmp_path / 'student.ckpt'}"])
+    metrics = validated.trainer.callback_metrics
+    assert metrics["eval/episodes"] == 200 and 0.0 <= metrics["eval/return"] <= 1.0
