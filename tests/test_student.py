@@ -122,3 +122,23 @@ def test_student_resumes_and_validates_from_its_checkpoint(coordination_teacher,
                          f"--ckpt_path={tmp_path / 'student.ckpt'}"])
     metrics = validated.trainer.callback_metrics
     assert metrics["eval/episodes"] == 200 and 0.0 <= metrics["eval/return"] <= 1.0
+
+
+@pytest.mark.slow
+def test_qmix_student_trains_on_the_global_state(coordination_teacher):
+    torch.manual_seed(0)
+    student = _student(coordination_teacher, mixer=lambda n, s: __import__("macflow").modules.QMIX(n, s, 8, 16))
+    assert student.q_net.mixer.state_dim == 5  # the data's global state, not the flattened observations
+    batch = {"obs": torch.randn(8, 2, 3), "actions": torch.rand(8, 2, 2) * 2 - 1, "next_obs": torch.randn(8, 2, 3),
+             "rewards": torch.rand(8), "dones": torch.zeros(8), "state": torch.randn(8, 5),
+             "next_state": torch.randn(8, 5)}
+    opt = student.configure_optimizers()
+    losses = []
+    for _ in range(30):
+        critic_loss, _ = student.critic_loss(batch)
+        opt.zero_grad()
+        critic_loss.backward()
+        opt.step()
+        losses.append(critic_loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.q_net.mixer.parameters())

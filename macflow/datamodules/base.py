@@ -13,6 +13,7 @@ from abc import abstractmethod
 
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from macflow.datamodules.env import MultiAgentEnv
@@ -85,5 +86,9 @@ class OfflineMARLDataModule(LightningDataModule):
         return RandomBatches(self.data.to(device), self.batch_size, seed=self.data_seed + rank)
 
     def val_dataloader(self) -> DataLoader:
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if self.n_eval_episodes % world:
+            rank_zero_warn(f"n_eval_episodes={self.n_eval_episodes} is not a multiple of the {world} devices: the "
+                           "distributed sampler repeats some episodes, which biases eval/* slightly")
         seeds = list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + self.n_eval_episodes))
         return DataLoader(seeds, batch_size=self.eval_batch_size)

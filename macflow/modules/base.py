@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor
@@ -21,6 +23,20 @@ def masked_argmax_one_hot(scores: Tensor, legal: Tensor | None) -> Tensor:
     if legal is not None:
         scores = scores.masked_fill(~legal, float("-inf"))
     return torch.nn.functional.one_hot(scores.argmax(-1), scores.shape[-1]).to(scores.dtype)
+
+
+def with_lr_schedule(module: LightningModule, optimizer: torch.optim.Optimizer, schedule: str) -> Any:
+    """``configure_optimizers`` output for ``schedule``: ``constant``, or ``cosine`` (5 % linear warm-up, then
+    cosine decay to 0 at ``trainer.max_steps``; sharper samples for the same budget)."""
+    if schedule == "constant":
+        return optimizer
+    total = module.trainer.estimated_stepping_batches
+    if not 0 < total < float("inf"):
+        raise ValueError("lr_schedule: cosine needs a finite trainer.max_steps")
+    max_lr = [group["lr"] for group in optimizer.param_groups]
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=int(total), pct_start=0.05,
+                                                    anneal_strategy="cos")
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 class MACFlowModule(LightningModule):

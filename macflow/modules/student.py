@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from macflow.modules.base import MACFlowModule, masked_argmax_one_hot
+from macflow.modules.base import MACFlowModule, masked_argmax_one_hot, with_lr_schedule
 from macflow.modules.critics import AgentCritic, EnsembleCritic
 from macflow.modules.mixers import Mixer, VDNMean
 from macflow.modules.policies import SharedMLPPolicy, StudentPolicy
@@ -68,6 +68,7 @@ class OneStepStudent(MACFlowModule):
         gamma: discount.
         tau: Polyak rate of the target critic (post-step update).
         actor_lr, critic_lr: Adam learning rates (one Adam, two parameter groups).
+        lr_schedule: ``constant`` (the reference), or ``cosine``: warm-up then cosine decay to 0 at ``max_steps``.
         flow_steps: teacher Euler steps for distillation targets; ``null`` uses the teacher's own setting.
         normalize_q_loss: divide the Q term by ``stop_grad(mean |Q_tot|)`` (on by default for continuous actions).
         q_agg: how the critic ensemble is aggregated in the TD target (``mean`` as in the reference, or ``min``).
@@ -82,7 +83,8 @@ class OneStepStudent(MACFlowModule):
                  mixer: Callable[[int, int], Mixer] = VDNMean,
                  noise: Literal["independent", "shared"] = "independent",
                  alpha: float = 1.0, gamma: float = 0.995, tau: float = 0.005,
-                 actor_lr: float = 3e-4, critic_lr: float = 3e-4, flow_steps: int | None = None,
+                 actor_lr: float = 3e-4, critic_lr: float = 3e-4,
+                 lr_schedule: Literal["constant", "cosine"] = "constant", flow_steps: int | None = None,
                  normalize_q_loss: bool = True, q_agg: Literal["mean", "min"] = "mean",
                  eval_noise: Literal["fresh", "zero", "fixed"] = "fresh", save_teacher: bool = False,
                  n_agents: int = 1, obs_dim: int = 1, action_dim: int = 1, state_dim: int = 0,
@@ -215,8 +217,9 @@ class OneStepStudent(MACFlowModule):
             target = list(self.target_q_net.parameters())
             torch._foreach_lerp_(target, list(self.q_net.parameters()), self.hparams.tau)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam([
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam([
             {"params": self.actor.parameters(), "lr": self.hparams.actor_lr},
             {"params": self.q_net.parameters(), "lr": self.hparams.critic_lr},
         ])
+        return with_lr_schedule(self, optimizer, self.hparams.lr_schedule)

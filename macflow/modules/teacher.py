@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal
 import torch
 from torch import Tensor
 
-from macflow.modules.base import MACFlowModule, masked_argmax_one_hot
+from macflow.modules.base import MACFlowModule, masked_argmax_one_hot, with_lr_schedule
 from macflow.modules.flow import euler_sample, flow_matching_loss
 from macflow.modules.vector_fields import AgentAttentionVectorField, VectorField
 
@@ -28,8 +28,7 @@ class FlowTeacher(MACFlowModule):
         flow_steps: Euler steps K used by :meth:`sample` (and by the student's distillation target).
         lr: Adam learning rate.
         weight_decay: AdamW weight decay.
-        lr_schedule: ``constant``, or ``cosine``: 5 % linear warm-up then cosine decay to 0 at ``max_steps``
-            (sharper samples for the same budget).
+        lr_schedule: ``constant``, or ``cosine``: 5 % linear warm-up then cosine decay to 0 at ``max_steps``.
         compile: compile the vector field in place (``torch.compile``) for training; off on CPU.
         n_agents, obs_dim, action_dim, state_dim, discrete: data dims, linked from the datamodule.
     """
@@ -59,14 +58,7 @@ class FlowTeacher(MACFlowModule):
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(self.vector_field.parameters(), lr=self.hparams.lr,
                                       weight_decay=self.hparams.weight_decay)
-        if self.hparams.lr_schedule == "constant":
-            return optimizer
-        total = int(self.trainer.estimated_stepping_batches)
-        if total <= 0 or total == float("inf"):
-            raise ValueError("lr_schedule: cosine needs a finite trainer.max_steps")
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.hparams.lr, total_steps=total,
-                                                        pct_start=0.05, anneal_strategy="cos")
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return with_lr_schedule(self, optimizer, self.hparams.lr_schedule)
 
     # ---------------------------------------------------------------------------------- sampling
     @torch.no_grad()
