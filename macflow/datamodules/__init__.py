@@ -8,3 +8,8 @@ from macflow.datamodules.transitions import TransitionData
 
 __all__ = ["OfflineMARLDataModule", "CoordinationDataModule", "EnvStep", "MultiAgentEnv", "rollout",
            "RandomBatches", "TransitionData"]
+
+from macflow.datamodules.mpe import MPEDataModule  # noqa: E402  (issue 3)
+
+__all__ += ["MPEDataModule"]
+from macflow.datamodules.mamujoco import MaMuJoCoDataModule  # noqa: E402,F401  (issue 4)

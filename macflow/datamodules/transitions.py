@@ -49,7 +49,7 @@ class TransitionData:
                 raise ValueError(f"TransitionData.{name} must have {m} rows (one per observation), got {x.shape[0]}")
         if t and int(torch.maximum(self.obs_index.max(), self.next_obs_index.max())) >= m:
             raise ValueError("TransitionData index points past the observation table")
-        if not torch.isfinite(self.observations).all() or not torch.isfinite(self.actions).all():
+        if not (_all_finite(self.observations) and _all_finite(self.actions)):
             raise ValueError("TransitionData contains NaN or inf in observations or actions; clean the data first")
 
     # ----------------------------------------------------------------------------------------------- dims
@@ -204,6 +204,11 @@ class TransitionData:
             raise FileNotFoundError(f"dataset file {path} not found; run the datamodule's prepare_data() to make it")
         with np.load(path) as z:
             return TransitionData(**{k: torch.from_numpy(z[k]) for k in z.files})
+
+
+def _all_finite(x: Tensor, rows: int = 65536) -> bool:
+    """``isfinite(x).all()`` in row chunks, so checking a large table needs no full-size temporary."""
+    return all(bool(torch.isfinite(chunk).all()) for chunk in x.split(rows))
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -12,3 +12,10 @@ from macflow.modules.vector_fields import (AgentAttentionVectorField, JointMLPVe
 __all__ = ["MACFlowModule", "FlowTeacher", "OneStepStudent", "VectorField", "AgentAttentionVectorField",
            "JointMLPVectorField", "PerAgentVectorField", "StudentPolicy", "SharedMLPPolicy", "AgentCritic",
            "EnsembleCritic", "Mixer", "VDNMean", "VDNSum", "QMIX"]
+
+# baselines (issue 5)
+from macflow.modules.diffusion import DiffusionPolicy  # noqa: E402
+from macflow.modules.gaussian_bc import GaussianBC  # noqa: E402
+from macflow.modules.td3bc import MATD3BC  # noqa: E402
+
+__all__ += ["GaussianBC", "MATD3BC", "DiffusionPolicy"]

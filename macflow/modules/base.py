@@ -33,6 +33,8 @@ def with_lr_schedule(module: LightningModule, optimizer: torch.optim.Optimizer, 
     total = module.trainer.estimated_stepping_batches
     if not 0 < total < float("inf"):
         raise ValueError("lr_schedule: cosine needs a finite trainer.max_steps")
+    if total < 40:  # OneCycleLR needs >= 2 warm-up steps (5 %); smoke runs this short keep the constant rate
+        return optimizer
     max_lr = [group["lr"] for group in optimizer.param_groups]
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=int(total), pct_start=0.05,
                                                     anneal_strategy="cos")

@@ -1,0 +1,238 @@
+"""Decision latency: one environment step (actions for all N agents) for every method, in one interleaved run.
+
+    OMP_NUM_THREADS=1 python benchmarks/latency.py                      # CPU, one thread -> docs/speed.md
+    python benchmarks/latency.py --device cuda                          # when a GPU is at hand
+
+Networks are the coordination benchmark's, read from configs/coordination/*.yaml when the script runs: the
+student, Gaussian BC and TD3+BC actors all get the student's policy MLP widths; the teacher and the diffusion
+denoiser are the teacher's agent-attention network. Latency does not depend on the weights, so the models are freshly initialised (no
+training needed). The exported student is the TorchScript / ONNX (onnxruntime, one intra-op thread) per-agent
+policies of ``python -m macflow export``, run one agent after the other as N decentralised agents would on one core.
+
+Method: every (method, batch size) is warmed up, then timed in ``--repeats`` rounds; in each round every method
+runs in turn (interleaved, so drift on a shared machine hits all methods alike) for enough calls to last
+``--min-time`` seconds. The table gives the median time per decision; the ratios are taken within this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from macflow.export import agent_policies, export_agent  # noqa: E402
+from macflow.modules import (AgentAttentionVectorField, DiffusionPolicy, FlowTeacher, GaussianBC,  # noqa: E402
+                             MATD3BC, OneStepStudent, SharedMLPPolicy)
+
+
+
+def coordination_networks() -> tuple[tuple[int, ...], dict]:
+    """Actor widths (the student's policy in configs/coordination/student.yaml, used for every actor) and the
+    teacher's AgentAttentionVectorField settings (configs/coordination/teacher.yaml), as the configs are now."""
+    import yaml
+
+    student = yaml.safe_load((REPO / "configs/coordination/student.yaml").read_text())["model"]["init_args"]
+    teacher = yaml.safe_load((REPO / "configs/coordination/teacher.yaml").read_text())["model"]["init_args"]
+    return tuple(student["policy"]["init_args"]["hidden_dims"]), dict(teacher["vector_field"].get("init_args", {}))
+
+
+HIDDEN, FIELD = coordination_networks()
+TEACHER_STEPS = (1, 2, 5, 10)
+DIFFUSION_STEPS = (50, 100, 200)
+
+
+def write_section(path: Path, name: str, body: str, title: str) -> None:
+    """Replace (or append) the section between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path``."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    text = path.read_text() if path.exists() else f"# {title}\n"
+    if start in text:
+        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def machine(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+
+
+def build_methods(n_agents: int, obs_dim: int, action_dim: int, device: str, exported: bool
+                  ) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """Name -> ``act(obs [B, N, O]) -> actions`` for every method, on ``device``."""
+    dims = dict(n_agents=n_agents, obs_dim=obs_dim, action_dim=action_dim, state_dim=0)
+    field = lambda o, a, n: AgentAttentionVectorField(o, a, n, **FIELD)  # noqa: E731
+    student = OneStepStudent(teacher_ckpt="unused", noise="shared",
+                             policy=lambda o, a, n, z: SharedMLPPolicy(o, a, n, z, hidden_dims=HIDDEN), **dims)
+    gaussian = GaussianBC(hidden_dims=HIDDEN, **dims)
+    td3bc = MATD3BC(hidden_dims=HIDDEN, **dims)
+    teacher = FlowTeacher(vector_field=field, **dims)
+    diffusion = {k: DiffusionPolicy(denoiser=field, diffusion_steps=k, **dims) for k in DIFFUSION_STEPS}
+    for m in (student, gaussian, td3bc, teacher, *diffusion.values()):
+        m.to(device).eval()
+    methods: dict[str, Callable] = {
+        "MAC-Flow student (module act)": lambda obs: student.act(obs),
+        "Gaussian BC (mean)": lambda obs: gaussian.act(obs),
+        "MA-TD3+BC actor": lambda obs: td3bc.act(obs),
+    }
+    if exported and device == "cpu":
+        methods.update(exported_student(student))
+    for k in TEACHER_STEPS:
+        methods[f"teacher, K={k} Euler steps"] = lambda obs, k=k: teacher.act(obs, steps=k)
+    for k, model in diffusion.items():
+        methods[f"diffusion (DDPM), K={k}"] = lambda obs, m=model: m.act(obs)
+    return methods
+
+
+def exported_student(student: OneStepStudent) -> dict[str, Callable]:
+    """TorchScript and (if onnxruntime is installed) ONNX per-agent policies, run agent after agent."""
+    out: dict[str, Callable] = {}
+    folder = Path(tempfile.mkdtemp(prefix="macflow_export_"))
+    policies = agent_policies(student)
+    scripted = []
+    for p in policies:
+        export_agent(p, student, folder / f"agent_{p.agent}.pt", "torchscript")
+        scripted.append(torch.jit.load(str(folder / f"agent_{p.agent}.pt")))
+    n, noise_dim = student.n_agents, student.noise_dim
+
+    def run_scripted(obs: torch.Tensor) -> torch.Tensor:
+        z = torch.randn(obs.shape[0], n * student.action_dim).view(obs.shape[0], -1)  # one shared draw
+        return torch.stack([f(obs[:, i], z) for i, f in enumerate(scripted)], 1)
+
+    if noise_dim == n * student.action_dim:
+        out["student exported, TorchScript"] = run_scripted
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime as ort
+    except ImportError:
+        print("onnx / onnxruntime not installed: skipping the ONNX row (pip install onnx onnxruntime)")
+        return out
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    sessions = []
+    for p in policies:
+        export_agent(p, student, folder / f"agent_{p.agent}.onnx", "onnx")
+        sessions.append(ort.InferenceSession(str(folder / f"agent_{p.agent}.onnx"), options,
+                                             providers=["CPUExecutionProvider"]))
+
+    def run_onnx(obs: torch.Tensor) -> torch.Tensor:
+        o = obs.numpy()
+        z = torch.randn(obs.shape[0], n * student.action_dim).numpy()
+        return torch.stack([torch.from_numpy(s.run(None, {"obs": o[:, i], "z": z})[0]) for i, s in enumerate(sessions)],
+                           1)
+
+    out["student exported, ONNX Runtime"] = run_onnx
+    return out
+
+
+def measure(methods: dict[str, Callable], obs: torch.Tensor, repeats: int, min_time: float, device: str
+            ) -> dict[str, float]:
+    """Median seconds per call of each method, interleaved over ``repeats`` rounds."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    calls = {}
+    with torch.inference_mode():
+        for name, fn in methods.items():  # warm-up and calibration
+            for _ in range(2):
+                fn(obs)
+            sync()
+            t0 = time.perf_counter()
+            fn(obs)
+            sync()
+            calls[name] = max(1, math.ceil(min_time / max(time.perf_counter() - t0, 1e-7)))
+        samples: dict[str, list[float]] = {name: [] for name in methods}
+        for _ in range(repeats):
+            for name, fn in methods.items():
+                sync()
+                t0 = time.perf_counter()
+                for _ in range(calls[name]):
+                    fn(obs)
+                sync()
+                samples[name].append((time.perf_counter() - t0) / calls[name])
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def fmt_time(seconds: float) -> str:
+    ms = seconds * 1e3
+    return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 100 else f"{ms:.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--n-agents", type=int, nargs="+", default=[2, 10])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 1024])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--min-time", type=float, default=0.02, help="seconds per timed block")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-export", action="store_true", help="leave out the exported-student rows")
+    parser.add_argument("--out", type=Path, default=REPO / "docs/speed.md")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    command = "OMP_NUM_THREADS=1 python benchmarks/latency.py" + ("" if sys.argv[1:] == [] else " " + " ".join(sys.argv[1:]))
+    start = time.time()
+    lines = [f"## Decision latency ({args.device})", "",
+             f"Command: `{command}` (from the repository root). Machine: {machine(args.device)}.", "",
+             "Time for one decision of the whole team (actions of all N agents), median over "
+             f"{args.repeats} interleaved rounds, in ms. Coordination-benchmark networks from configs/coordination/: "
+             f"every actor a shared {'x'.join(map(str, HIDDEN))} MLP; the teacher and the diffusion denoiser an "
+             f"AgentAttentionVectorField {FIELD}; obs_dim 3, action_dim 2. Untrained weights (cost does not depend "
+             "on them).",
+             ""]
+    for n in args.n_agents:
+        methods = build_methods(n, 3, 2, args.device, not args.no_export)
+        results = {}
+        for b in args.batch_sizes:
+            obs = torch.randn(b, n, 3, device=args.device)
+            results[b] = measure(methods, obs, args.repeats, args.min_time, args.device)
+            print(f"N={n} B={b} done ({time.time() - start:.0f} s)", flush=True)
+        header = "| method | " + " | ".join(f"batch {b} (ms)" for b in args.batch_sizes) + " | " + " | ".join(
+            f"× student, batch {b}" for b in args.batch_sizes) + " |"
+        lines += [f"### N = {n} agents", "", header, "|---" * (1 + 2 * len(args.batch_sizes)) + "|"]
+        ref = "MAC-Flow student (module act)"
+        for name in methods:
+            cells = [fmt_time(results[b][name]) for b in args.batch_sizes]
+            cells += [f"{results[b][name] / results[b][ref]:.2f}" for b in args.batch_sizes]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+        for b in args.batch_sizes:
+            r = results[b]
+            gauss = r[ref] / r["Gaussian BC (mean)"]
+            diff = r["diffusion (DDPM), K=100"] / r[ref]
+            t10 = r["teacher, K=10 Euler steps"] / r[ref]
+            lines.append(f"- batch {b}: student / Gaussian BC = **{gauss:.2f}×** (target ≤ 1.2: "
+                         f"{'met' if gauss <= 1.2 else 'missed'}); 100-step diffusion / student = **{diff:.0f}×** "
+                         f"(target ≥ 50: {'met' if diff >= 50 else 'missed'}); 10-step teacher / student = {t10:.1f}×.")
+        lines.append("")
+    lines.append(f"Total benchmark time {time.time() - start:.0f} s.")
+    body = "\n".join(lines)
+    print(body)
+    write_section(args.out, f"latency-{args.device}", body, "Speed")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

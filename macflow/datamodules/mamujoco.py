@@ -1,0 +1,144 @@
+"""MaMuJoCo (gymnasium-robotics ``mamujoco_v1``) offline data with rollout evaluation in the real simulator.
+
+``source``:
+
+* ``generated`` (default): behaviour data made by this project from code and a seed (``macflow.datagen.mamujoco``:
+  random, ARS checkpoints, CPG gaits), cached atomically under ``cache_dir`` with a JSON manifest by
+  ``prepare_data()`` (or ``python -m macflow.datagen mamujoco``).
+* ``omiga``: an OMIGA hdf5 file (use ``obs_layout: omiga``).
+* ``omar``: an OMAR ``HalfCheetah-v2/<quality>/seed_<k>_data`` npy folder (use ``obs_layout: omar``).
+* ``vault``: an OG-MARL vault quality folder whose observations match ``obs_layout``: ``omiga`` for the re-hosted
+  OMIGA vaults (their extra final-observation rows handled like the hdf5), ``omar`` for the OMAR vault (terminals
+  are time limits), ``mamujoco`` for vaults recorded with ``mamujoco_v1`` itself (generic vault convention).
+
+Env, scenarios and observation layouts: :mod:`macflow.datamodules.mamujoco_env`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from torch import Tensor
+
+from macflow.datamodules.base import OfflineMARLDataModule
+from macflow.datamodules.mamujoco_env import MAX_STEPS, MaMuJoCoEnv, get_scenario
+from macflow.datamodules.transitions import TransitionData
+
+DEFAULT_CONF = {"HalfCheetah": "2x3", "Hopper": "3x1", "Ant": "2x4"}
+DEFAULT_EPISODES = {"random": 100, "medium": 100, "expert": 100, "medium-replay": 100, "medium-expert": 200}
+"""Default episodes per quality (≤ 100k transitions: CPU-sized; pass n_episodes=1000 for D4RL-sized data)."""
+
+
+class MaMuJoCoDataModule(OfflineMARLDataModule):
+    """MaMuJoCo offline data with rollout evaluation in ``mamujoco_v1``.
+
+    Args:
+        scenario, agent_conf: ``HalfCheetah 2x3``, ``Hopper 3x1`` or ``Ant 2x4``.
+        quality: ``random``, ``medium``, ``expert``, ``medium-replay`` or ``medium-expert`` (generated data).
+        obs_layout: ``mamujoco`` (native), ``omiga`` or ``omar``: see :mod:`macflow.datamodules.mamujoco_env`.
+        legacy_actions: legacy MA-MuJoCo action routing (``null``: on for Ant with ``omiga``).
+        n_episodes: generated episodes (``null``: ``DEFAULT_EPISODES``).
+        budget: behaviour-training budget of generated data (``null``: per scenario; ``tiny`` for tests).
+        source: ``generated``, ``omiga``, ``omar`` or ``vault``; ``path`` is the public file / folder.
+        vault_rows: batch rows of a vault (``null``: all).
+        cache_dir: where generated data and trained behaviours are cached.
+        progress: progress bars while generating.
+        data_seed: seed of the behaviour training, the collected episodes and the batch sampler.
+    """
+
+    def __init__(self, scenario: Literal["HalfCheetah", "Hopper", "Ant"] = "HalfCheetah", agent_conf: str | None = None,
+                 quality: Literal["random", "medium", "expert", "medium-replay", "medium-expert"] = "medium",
+                 obs_layout: Literal["mamujoco", "omiga", "omar"] = "mamujoco", legacy_actions: bool | None = None,
+                 n_episodes: int | None = None, budget: str | None = None,
+                 source: Literal["generated", "omiga", "omar", "vault"] = "generated", path: str | None = None,
+                 vault_rows: list[int] | None = None, cache_dir: str = "data_cache", progress: bool = True,
+                 batch_size: int = 256, n_eval_episodes: int = 10, eval_batch_size: int = 10,
+                 data_seed: int = 0) -> None:
+        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed)
+        agent_conf = agent_conf or DEFAULT_CONF.get(scenario, "")
+        self.save_hyperparameters()
+        self.hparams.agent_conf = agent_conf
+        from macflow.datagen.mamujoco import BUDGETS, QUALITIES, default_budget
+
+        if quality not in QUALITIES:
+            raise ValueError(f"unknown MaMuJoCo quality {quality!r}; choose one of {QUALITIES}")
+        if source != "generated" and path is None:
+            raise ValueError(f"source={source!r} needs data.init_args.path (the downloaded file or folder)")
+        expected_layout = {"omiga": "omiga", "omar": "omar"}.get(source)
+        if expected_layout and obs_layout != expected_layout:
+            raise ValueError(f"source={source!r} data is in the {expected_layout!r} observation layout; set "
+                             f"obs_layout: {expected_layout} so the policy is evaluated in the same coordinates")
+        self.spec = get_scenario(scenario, agent_conf)
+        self.budget = budget or default_budget(scenario)
+        if self.budget not in BUDGETS:
+            raise ValueError(f"unknown budget {self.budget!r}; choose one of {sorted(BUDGETS)}")
+        self.n_agents, self.action_dim = self.spec.n_agents, self.spec.action_dim
+        self.obs_dim = self.spec.obs_dim(obs_layout)
+        self.state_dim = 0 if source == "omar" else self.spec.state_dim(obs_layout)
+        if source == "vault":
+            self.state_dim = self._vault_state_dim(path)
+        self.discrete = False
+        self.n_episodes = n_episodes or DEFAULT_EPISODES[quality]
+        self.episode_modes: np.ndarray | None = None
+
+    @staticmethod
+    def _vault_state_dim(path: str) -> int:
+        from macflow.datamodules.vault import VaultReader, structure_shape
+
+        reader = VaultReader(path)
+        shape = structure_shape(reader.metadata).get("infos.state")
+        return 0 if shape is None else int(np.prod(shape[2:]))
+
+    def dataset_path(self) -> Path:
+        h = self.hparams
+        name = (f"{h.scenario}_{h.agent_conf}_{h.obs_layout}_{h.quality}_ep{self.n_episodes}_seed{h.data_seed}"
+                f"_{self.budget}")
+        return Path(h.cache_dir) / "mamujoco" / f"{name}.npz"
+
+    def prepare_data(self) -> None:
+        """Train the behaviours and collect the dataset unless cached (generated data only)."""
+        h = self.hparams
+        if h.source != "generated" or self.dataset_path().exists():
+            return
+        from macflow.datagen.mamujoco import generate_dataset
+
+        generate_dataset(self.dataset_path(), h.quality, h.scenario, h.agent_conf, self.n_episodes, h.data_seed,
+                         self.budget, h.cache_dir, h.obs_layout, MAX_STEPS, h.progress)
+
+    def build_data(self) -> TransitionData:
+        h = self.hparams
+        if h.source == "omiga":
+            from macflow.datamodules.omiga import read_omiga
+
+            return read_omiga(h.path, max_episode_steps=MAX_STEPS)
+        if h.source == "omar":
+            from macflow.datamodules.omar import read_omar
+
+            return read_omar(h.path, n_agents=self.n_agents, episode_length=MAX_STEPS, dones_are_timeouts=True)
+        if h.source == "vault" and h.obs_layout == "omiga":
+            from macflow.datamodules.omiga import read_omiga_vault
+
+            return read_omiga_vault(h.path, rows=h.vault_rows, max_episode_steps=MAX_STEPS)
+        if h.source == "vault":
+            from macflow.datamodules.vault import read_vault_transitions
+
+            return read_vault_transitions(h.path, rows=h.vault_rows, terminals_are_timeouts=h.obs_layout == "omar")
+        path = self.dataset_path()
+        data = TransitionData.load(path)
+        modes = path.with_suffix(".modes.npy")
+        self.episode_modes = np.load(modes) if modes.exists() else None
+        return data
+
+    def manifest(self) -> dict:
+        """The generated dataset's manifest (behaviour, seeds, budget, mean return, timings)."""
+        return json.loads(self.dataset_path().with_suffix(".json").read_text())
+
+    def make_env(self, seeds: list[int]) -> MaMuJoCoEnv:
+        h = self.hparams
+        return MaMuJoCoEnv(seeds, h.scenario, h.agent_conf, h.obs_layout, h.legacy_actions, MAX_STEPS)
+
+    def normalized_score(self, returns: Tensor) -> Tensor | None:
+        return None

@@ -1,0 +1,174 @@
+"""``python -m macflow export``: a trained student as per-agent policies that run without Lightning (or Python).
+
+    python -m macflow export --ckpt runs/coordination/student/student.ckpt --format onnx --out exported/
+    python -m macflow export --ckpt runs/coordination/student/student.ckpt --format torchscript
+
+Writes one file per agent, ``agent_<i>.onnx`` (ONNX opset 17, needs the optional ``onnx`` package; run it with
+``onnxruntime``) or ``agent_<i>.pt`` (TorchScript, ``torch.jit.load``), plus ``policy.json`` describing the inputs.
+Agent i's policy maps its own observation and noise to its action, exactly :meth:`OneStepStudent.act` for that
+agent given the same noise:
+
+* continuous: ``(obs [B, obs_dim], z [B, noise_dim]) -> action [B, action_dim]`` in [-1, 1];
+* discrete: ``(obs, z, legal [B, action_dim] bool) -> one-hot action [B, action_dim]`` (best legal logit).
+
+``noise_dim`` is ``action_dim`` for ``noise: independent`` (each agent draws its own ``z_i ~ N(0, I)``) and
+``n_agents * action_dim`` for ``noise: shared`` (every agent reads the same joint draw: deploy with a shared
+random seed). Zero noise gives the policy's "mean" action. The teacher is not needed: only the actor's weights are
+read from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from macflow.modules.policies import SharedMLPPolicy, StudentPolicy
+from macflow.modules.student import OneStepStudent
+
+
+class AgentPolicy(nn.Module):
+    """Agent ``agent``'s slice of a student policy: ``(obs_i [B, O], z_i [B, noise_dim]) -> action_i [B, A]``.
+
+    :class:`SharedMLPPolicy` runs its MLP on ``[onehot(i), o_i, z_i]`` directly. Any other
+    :class:`StudentPolicy` is run on a batch where agent ``agent``'s slot holds the inputs and the others hold zeros;
+    the student contract (agent i's output depends only on ``obs[:, i]`` and ``z[:, i]``) makes that exact.
+    """
+
+    def __init__(self, policy: StudentPolicy, agent: int, discrete: bool) -> None:
+        super().__init__()
+        if not 0 <= agent < policy.n_agents:
+            raise ValueError(f"agent must be in [0, {policy.n_agents}), got {agent}")
+        self.policy, self.agent, self.discrete = policy, agent, discrete
+        self.n_agents = policy.n_agents
+        self.shared_mlp = isinstance(policy, SharedMLPPolicy)
+        self.register_buffer("agent_id", torch.nn.functional.one_hot(torch.tensor(agent), policy.n_agents).float())
+
+    def raw(self, obs: Tensor, z: Tensor) -> Tensor:
+        """Unclipped actions or logits ``[B, A]``."""
+        if self.shared_mlp:
+            x = torch.cat([self.agent_id.to(obs.dtype).expand(obs.shape[0], -1), obs, z], dim=-1)
+            return self.policy.net(x)
+        b = obs.shape[0]
+        all_obs = obs.new_zeros(b, self.n_agents, obs.shape[-1])
+        all_z = z.new_zeros(b, self.n_agents, z.shape[-1])
+        all_obs[:, self.agent] = obs
+        all_z[:, self.agent] = z
+        return self.policy(all_obs, all_z)[:, self.agent]
+
+    def forward(self, obs: Tensor, z: Tensor, legal: Tensor | None = None) -> Tensor:
+        out = self.raw(obs, z)
+        if not self.discrete:
+            return out.clamp(-1.0, 1.0)
+        if legal is not None:
+            out = out.masked_fill(~legal, float("-inf"))
+        return torch.nn.functional.one_hot(out.argmax(-1), out.shape[-1]).to(obs.dtype)
+
+
+def load_student(ckpt: str | Path) -> OneStepStudent:
+    """The student of a checkpoint, actor weights loaded, *without* its teacher (export needs only the actor)."""
+    from lightning.pytorch.core.saving import _ALLOWED_INSTANTIATORS
+
+    path = Path(ckpt)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found: train a student first "
+                                "(python -m macflow fit --config configs/coordination/student.yaml)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # hparams holding classes (a student built in Python): needs the full unpickler
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    hparams = dict(checkpoint.get("hyper_parameters", {}))
+    class_path = hparams.pop("_class_path", "macflow.modules.student.OneStepStudent")
+    instantiator = hparams.pop("_instantiator", None)
+    if "teacher_ckpt" not in hparams or not class_path.endswith("OneStepStudent"):
+        raise ValueError(f"{path} is not a OneStepStudent checkpoint (class {class_path}); export works on students "
+                         "(python -m macflow fit --config configs/coordination/student.yaml writes one)")
+    if instantiator is not None:
+        if instantiator not in _ALLOWED_INSTANTIATORS:
+            raise ValueError(f"{path}: untrusted instantiator {instantiator!r}")
+        module_path, name = instantiator.rsplit(".", 1)
+        model = getattr(__import__(module_path, fromlist=[name]), name)(OneStepStudent, hparams)
+    else:
+        model = OneStepStudent(**hparams)
+    actor = {k[len("actor."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("actor.")}
+    model.actor.load_state_dict(actor)
+    return model.eval()
+
+
+def agent_policies(student: OneStepStudent) -> list[AgentPolicy]:
+    return [AgentPolicy(student.actor, i, student.discrete).eval() for i in range(student.n_agents)]
+
+
+def example_inputs(student: OneStepStudent, batch: int = 2) -> tuple[Tensor, ...]:
+    inputs: tuple[Tensor, ...] = (torch.zeros(batch, student.obs_dim), torch.zeros(batch, student.noise_dim))
+    if student.discrete:
+        inputs += (torch.ones(batch, student.action_dim, dtype=torch.bool),)
+    return inputs
+
+
+def input_names(student: OneStepStudent) -> list[str]:
+    return ["obs", "z", "legal"] if student.discrete else ["obs", "z"]
+
+
+def export_agent(policy: AgentPolicy, student: OneStepStudent, path: Path, fmt: Literal["onnx", "torchscript"]
+                 ) -> None:
+    inputs = example_inputs(student)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer / deprecation chatter
+        if fmt == "torchscript":
+            torch.jit.save(torch.jit.trace(policy, inputs), str(path))
+            return
+        try:
+            import onnx  # noqa: F401  (the legacy exporter needs it to write the model)
+        except ImportError as err:
+            raise ImportError("ONNX export needs the optional extra: pip install onnx onnxruntime") from err
+        names = input_names(student)
+        torch.onnx.export(policy, inputs, str(path), input_names=names, output_names=["action"],
+                          dynamic_axes={n: {0: "batch"} for n in [*names, "action"]}, opset_version=17, dynamo=False)
+
+
+def export(ckpt: str | Path, fmt: Literal["onnx", "torchscript"], out: str | Path | None = None) -> list[Path]:
+    """Export every agent's policy of the student in ``ckpt``; returns the written policy files."""
+    if fmt not in ("onnx", "torchscript"):
+        raise ValueError(f"format must be onnx or torchscript, got {fmt!r}")
+    student = load_student(ckpt)
+    out = Path(out) if out is not None else Path(ckpt).with_suffix("").parent / f"{Path(ckpt).stem}_{fmt}"
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = ".onnx" if fmt == "onnx" else ".pt"
+    files = []
+    for policy in agent_policies(student):
+        path = out / f"agent_{policy.agent}{suffix}"
+        export_agent(policy, student, path, fmt)
+        files.append(path)
+    manifest = {
+        "format": fmt, "checkpoint": str(ckpt), "n_agents": student.n_agents, "obs_dim": student.obs_dim,
+        "action_dim": student.action_dim, "noise_dim": student.noise_dim, "noise": student.hparams.noise,
+        "discrete": student.discrete, "inputs": input_names(student), "output": "action",
+        "files": [p.name for p in files],
+        "usage": ("agent i: action_i = policy_i(obs_i, z_i" + (", legal_i)" if student.discrete else ")")
+                  + ("; z ~ N(0, I) of size n_agents * action_dim, the SAME draw for every agent (shared seed)"
+                     if student.hparams.noise == "shared" else "; z_i ~ N(0, I) of size action_dim, per agent")),
+    }
+    (out / "policy.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return files
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m macflow export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True, help="a OneStepStudent checkpoint (e.g. runs/.../student.ckpt)")
+    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    parser.add_argument("--out", default=None, help="output folder (default: <ckpt folder>/<ckpt name>_<format>)")
+    args = parser.parse_args(argv)
+    files = export(args.ckpt, args.format, args.out)
+    print(f"exported {len(files)} agent policies ({args.format}) to {files[0].parent}: "
+          + ", ".join(p.name for p in files) + ", policy.json")
+
+
+if __name__ == "__main__":
+    main()

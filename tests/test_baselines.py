@@ -1,0 +1,245 @@
+"""Same-framework baselines: Gaussian BC, MA-TD3+BC, the DDPM joint policy, and the reference-code ablation configs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import CONFIGS, quiet_trainer_args, run_cli
+from macflow.datamodules import CoordinationDataModule
+from macflow.datamodules.coordination import joint_mode
+from macflow.modules import DiffusionPolicy, GaussianBC, MATD3BC, PerAgentVectorField
+from macflow.modules.diffusion import DDPMSchedule, ddpm_sample, make_betas
+
+BASELINES = {"gaussian_bc": GaussianBC, "td3bc": MATD3BC, "diffusion": DiffusionPolicy}
+
+
+def fit_baseline(name: str, root, steps: int, *extra: str):
+    """Train a shipped baseline config through the real CLI for ``steps`` steps; returns the CLI object."""
+    cli = run_cli(["--config", str(CONFIGS / f"baselines/{name}.yaml"), f"--trainer.max_steps={steps}",
+                   "--trainer.val_check_interval=100000", "--trainer.callbacks=[]", "--trainer.logger=false",
+                   "--trainer.enable_checkpointing=false", *quiet_trainer_args(root), *extra], run=False)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    return cli
+
+
+def coordination_batch(n: int = 512, seed: int = 0) -> dict[str, torch.Tensor]:
+    dm = CoordinationDataModule(data_seed=seed)
+    dm.setup()
+    return dm.data.gather(torch.randint(dm.data.n_transitions, (n,), generator=torch.Generator().manual_seed(seed)))
+
+
+# ------------------------------------------------------------------------------------------------ all baselines
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_baseline_configs_build_the_right_class_with_linked_dims(name, tmp_path):
+    cli = run_cli(["--config", str(CONFIGS / f"baselines/{name}.yaml"), *quiet_trainer_args(tmp_path)],
+                  run=False)
+    model = cli.model
+    assert type(model) is BASELINES[name]
+    assert (model.n_agents, model.obs_dim, model.action_dim, model.state_dim) == (2, 3, 2, 5)
+    actions = model.policy(torch.randn(7, 2, 3))
+    assert actions.shape == (7, 2, 2) and actions.abs().max() <= 1.0
+
+
+def test_reference_ablation_is_a_config_of_the_shipped_modules(tmp_path):
+    teacher = run_cli(["--config", str(CONFIGS / "baselines/reference_teacher.yaml"),
+                       *quiet_trainer_args(tmp_path)], run=False).model
+    assert isinstance(teacher.vector_field, PerAgentVectorField)
+    student = run_cli(["--config", str(CONFIGS / "baselines/reference_student.yaml"),
+                       *quiet_trainer_args(tmp_path)], run=False).model
+    hp = student.hparams
+    assert (hp.noise, hp.eval_noise, type(student.q_net.mixer).__name__) == ("independent", "fixed", "VDNMean")
+    assert hp.teacher_ckpt.endswith("reference/teacher.ckpt")
+    assert student.noise_dim == student.action_dim  # each agent reads only its own z_i
+
+
+def _without(config: dict, paths: list[str]) -> dict:
+    import copy
+
+    config = copy.deepcopy(config)
+    for path in paths:
+        *parents, last = path.split(".")
+        node = config
+        for key in parents:
+            node = node[key]
+        node.pop(last, None)
+    return config
+
+
+@pytest.mark.parametrize("stage,ablated", [
+    ("teacher", ["model.init_args.vector_field"]),
+    ("student", ["model.init_args.teacher_ckpt", "model.init_args.noise", "model.init_args.eval_noise",
+                 "model.init_args.mixer"]),
+])
+def test_reference_ablation_configs_differ_from_the_model_only_in_what_is_ablated(stage, ablated):
+    """If configs/coordination/ changes, the ablation must follow, or the comparison is no longer like for like."""
+    yaml = pytest.importorskip("yaml")
+    ours = yaml.safe_load((CONFIGS / f"coordination/{stage}.yaml").read_text())
+    ref = yaml.safe_load((CONFIGS / f"baselines/reference_{stage}.yaml").read_text())
+    ignore = [*ablated, "trainer.default_root_dir", "trainer.callbacks"]
+    assert _without(ref, ignore) == _without(ours, ignore), (
+        f"configs/baselines/reference_{stage}.yaml has drifted from configs/coordination/{stage}.yaml: copy the "
+        f"change over (only {', '.join(ablated)} may differ)")
+
+
+def test_baseline_actors_are_the_students_network():
+    yaml = pytest.importorskip("yaml")
+    student = yaml.safe_load((CONFIGS / "coordination/student.yaml").read_text())["model"]["init_args"]
+    for name in ("gaussian_bc", "td3bc"):
+        hidden = yaml.safe_load((CONFIGS / f"baselines/{name}.yaml").read_text())["model"]["init_args"]["hidden_dims"]
+        assert hidden == student["policy"]["init_args"]["hidden_dims"], (
+            f"configs/baselines/{name}.yaml: set hidden_dims to the student's policy widths in "
+            "configs/coordination/student.yaml so latency and return compare like for like")
+
+
+# ------------------------------------------------------------------------------------------------- Gaussian BC
+def test_gaussian_bc_learns_the_per_agent_marginal_and_so_misses_the_joint_modes(tmp_path):
+    torch.manual_seed(0)
+    batch = coordination_batch()
+    model = GaussianBC(hidden_dims=(64, 64), n_agents=2, obs_dim=3, action_dim=2, state_dim=5)
+    with torch.no_grad():
+        before = float(model.nll(batch["obs"], batch["actions"]))
+        cli = fit_baseline("gaussian_bc", tmp_path, 300, "--model.init_args.hidden_dims=[64, 64]")
+        model = cli.model.eval()
+        after = float(model.nll(batch["obs"], batch["actions"]))
+    # the best observation-blind Gaussian: per-agent, per-dimension data mean and std
+    sd = batch["actions"].std(0)
+    blind = float((0.5 + sd.log() + 0.5 * math.log(2 * math.pi)).mean())
+    assert after < before - 0.2 and after < blind + 0.05, (before, after, blind)
+    # each agent's logged actions are uniform over 4 points around the origin: the ML Gaussian sits near their mean
+    # with std near the points' spread (0.8 / sqrt 2), so the mean action is in no coordinated mode
+    with torch.no_grad():
+        mean, log_std = model.actor(batch["obs"])
+    assert (mean.mean((0, 1)) - batch["actions"].mean((0, 1))).abs().max() < 0.15
+    assert log_std.exp().mean() > 0.35
+    s = batch["obs"][:, 0, 0]
+    assert (joint_mode(model.act(batch["obs"]), s, 4) >= 0).float().mean() < 0.1
+
+
+def test_gaussian_bc_discrete_obeys_legal_masks():
+    torch.manual_seed(0)
+    model = GaussianBC(hidden_dims=(32,), n_agents=3, obs_dim=4, action_dim=5, discrete=True)
+    legal = torch.rand(64, 3, 5) > 0.5
+    legal[..., 0] = True
+    for sample in (False, True):
+        act = model.act(torch.randn(64, 3, 4), legal, sample=sample)
+        assert act.shape == (64, 3, 5) and torch.equal(act.sum(-1), torch.ones(64, 3))
+        assert legal[act.bool()].all()
+    # cross-entropy to a legal label: masking illegal logits can only lower it
+    obs, actions = torch.randn(64, 3, 4), torch.nn.functional.one_hot(torch.zeros(64, 3, dtype=torch.long), 5).float()
+    assert model.nll(obs, actions, legal) <= model.nll(obs, actions) + 1e-6
+
+
+# ------------------------------------------------------------------------------------------------- MA-TD3+BC
+def test_td3bc_gradients_are_routed_like_the_student():
+    """TD reaches only the critic; the Q term and BC reach only the actor; targets never get gradients."""
+    torch.manual_seed(0)
+    model = MATD3BC(hidden_dims=(32, 32), n_agents=2, obs_dim=3, action_dim=2, state_dim=5)
+    batch = coordination_batch(64)
+    batch["next_obs"] = batch["next_obs"] + 0.1
+    model.training_step(batch, 0).backward()
+    critic_grad = [p.grad.clone() for p in model.q_net.parameters()]
+    actor_grad = [p.grad.clone() for p in model.actor.parameters()]
+    assert all(p.grad is None for p in [*model.target_q_net.parameters(), *model.target_actor.parameters()])
+    assert sum(g.abs().sum() for g in actor_grad) > 0
+    # the critic's gradient is exactly that of the TD loss alone (no Q-term leak into the critic)
+    model.zero_grad()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        na = model.target_actor(batch["next_obs"])
+        na = (na + (torch.randn_like(na) * 0.2).clamp(-0.5, 0.5)).clamp(-1, 1)
+        target = batch["rewards"] + 0.995 * (1 - batch["dones"]) * model.target_q_net(
+            batch["next_obs"], na, batch["next_state"]).mean(0)
+    (model.q_net(batch["obs"], batch["actions"], batch["state"]) - target).pow(2).mean().backward()
+    for a, b in zip(critic_grad, [p.grad for p in model.q_net.parameters()]):
+        torch.testing.assert_close(a, b)
+
+
+def test_td3bc_rejects_discrete_data_with_the_fix():
+    with pytest.raises(ValueError, match="GaussianBC"):
+        MATD3BC(n_agents=2, obs_dim=3, action_dim=4, discrete=True)
+
+
+def test_td3bc_learns_the_reward_and_imitates_the_data(tmp_path):
+    torch.manual_seed(0)
+    batch = coordination_batch()
+    fresh = MATD3BC(hidden_dims=(64, 64), n_agents=2, obs_dim=3, action_dim=2, state_dim=5)
+    with torch.no_grad():
+        bc_before = float((fresh.actor(batch["obs"]) - batch["actions"]).pow(2).mean())
+        q_before = float((fresh.q_net(batch["obs"], batch["actions"], batch["state"]).mean(0) - batch["rewards"])
+                         .pow(2).mean())
+    cli = fit_baseline("td3bc", tmp_path, 300, "--model.init_args.hidden_dims=[64, 64]",
+                       "--model.init_args.critic.hidden_dims=[64, 64]")
+    model = cli.model.eval()
+    # one-step game (every transition terminal): Q_tot must regress the logged reward
+    with torch.no_grad():
+        q = model.q_net(batch["obs"], batch["actions"], batch["state"]).mean(0)
+        bc_after = float((model.actor(batch["obs"]) - batch["actions"]).pow(2).mean())
+    assert float((q - batch["rewards"]).pow(2).mean()) < 0.02 * q_before, q_before
+    assert bc_after < bc_before
+    assert any((a - b).abs().max() > 0 for a, b in zip(model.target_actor.parameters(), fresh.target_actor.parameters()))
+
+
+# ------------------------------------------------------------------------------------------------- diffusion
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+@pytest.mark.parametrize("steps", [50, 100, 200])
+def test_ddpm_schedule_maths(schedule, steps):
+    s = DDPMSchedule(steps, schedule)
+    betas = make_betas(steps, schedule)
+    assert (betas > 0).all() and (betas < 1).all()
+    ab = torch.cumprod(1 - betas, 0)
+    torch.testing.assert_close(s.alpha_bar.double(), ab, rtol=1e-6, atol=1e-7)
+    assert ab[0] > 0.99 and ab[-1] < 0.01  # starts at the data, ends at (almost) pure noise
+    # posterior q(x_{k-1} | x_k, x_0) by Bayes on the two Gaussians, independently of the closed form
+    k = torch.arange(1, steps)
+    prior_mean_coef, prior_var = ab[k - 1].sqrt(), 1 - ab[k - 1]  # x_{k-1} | x_0
+    lik_coef, lik_var = (1 - betas[k]).sqrt(), betas[k]  # x_k | x_{k-1}
+    post_var = 1 / (1 / prior_var + lik_coef**2 / lik_var)
+    torch.testing.assert_close(s.posterior_variance[k].double(), post_var, rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(s.posterior_coef_x0[k].double(), post_var * prior_mean_coef / prior_var,
+                               rtol=1e-5, atol=1e-8)
+    torch.testing.assert_close(s.posterior_coef_xk[k].double(), post_var * lik_coef / lik_var, rtol=1e-5, atol=1e-8)
+    # q_sample has the marginal variance 1 - alpha_bar_k around sqrt(alpha_bar_k) x_0
+    x0 = torch.full((20000, 1, 1), 0.5)
+    kk = torch.full((20000,), steps // 2)
+    xk = s.q_sample(x0, kk, torch.randn_like(x0))
+    assert abs(float(xk.mean()) - 0.5 * float(s.sqrt_alpha_bar[steps // 2])) < 0.03
+    assert abs(float(xk.var()) - float(1 - s.alpha_bar[steps // 2])) < 0.03
+
+
+def test_ddpm_sampler_with_the_exact_denoiser_converges_to_a_gaussian_data_distribution():
+    """For data N(m, sd^2) the optimal eps is known in closed form. K ancestral steps get the mean right and the
+    spread up to DDPM's finite-K under-dispersion, which must vanish as K grows (a wrong posterior would not)."""
+    m, sd = torch.tensor([0.3, -0.5]), 0.2
+    spread_error = {}
+    for steps in (100, 1000):
+        torch.manual_seed(0)
+        sched = DDPMSchedule(steps, "cosine")
+
+        def exact_eps(x, t, obs):
+            ab = sched.alpha_bar[(t * steps).round().long()].view(-1, 1, 1)
+            return (x - ab.sqrt() * m) * (1 - ab).sqrt() / (ab * sd**2 + 1 - ab)
+
+        x = ddpm_sample(exact_eps, sched, torch.zeros(20000, 1, 1), torch.randn(20000, 1, 2), clip_x0=None)
+        torch.testing.assert_close(x.mean((0, 1)), m, atol=0.01, rtol=0)
+        spread_error[steps] = float((x.std((0, 1)) - sd).abs().max())
+    assert spread_error[1000] < 0.008 and spread_error[1000] < 0.5 * spread_error[100], spread_error
+
+
+def test_diffusion_policy_loss_falls_and_it_samples_coordinated_joint_actions(tmp_path):
+    torch.manual_seed(0)
+    cli = fit_baseline("diffusion", tmp_path, 400, "--model.init_args.diffusion_steps=50")
+    model = cli.model.eval()
+    dm = cli.datamodule
+    batch = coordination_batch(1024, seed=1)
+    torch.manual_seed(1)
+    fresh = DiffusionPolicy(denoiser=lambda o, a, n: type(model.denoiser)(o, a, n, width=64),
+                            diffusion_steps=50, n_agents=2, obs_dim=3, action_dim=2, state_dim=5)
+    loss_before = float(fresh.loss(batch["actions"], batch["obs"]))
+    assert float(model.loss(batch["actions"], batch["obs"])) < 0.7 * loss_before
+    ctx = dm.contexts(500, seed=3)
+    coordinated = (joint_mode(model.act(ctx["obs"]), ctx["s"], 4) >= 0).float().mean()
+    assert coordinated > 0.3, coordinated  # a factored model is coordinated 1/4 of the time; untrained: ~0
+    assert math.isfinite(float(coordinated))
