@@ -23,6 +23,7 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(PY) -m macflow fit --config configs/teacher.yaml
 	$(PY) -m macflow fit --config configs/student.yaml
+	$(PY) -m macflow validate --config configs/student.yaml --ckpt_path runs/mpe/expert/student/student.ckpt
 
 test: setup
 	$(PY) -m pytest
