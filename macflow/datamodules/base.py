@@ -10,7 +10,9 @@ validation iterates over evaluation-episode seeds, which Lightning shards across
 from __future__ import annotations
 
 from abc import abstractmethod
+from pathlib import Path
 
+import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
@@ -59,6 +61,13 @@ class OfflineMARLDataModule(LightningDataModule):
     def normalized_score(self, returns: torch.Tensor) -> torch.Tensor | None:
         """``(R - R_random) / (R_expert - R_random)`` where the benchmark has references; else ``None``."""
         return None
+
+    def load_cached(self, path: Path) -> TransitionData:
+        """Load a generated dataset from the cache, and its per-episode modes file (``<path>.modes.npy``) if any."""
+        data = TransitionData.load(path)
+        modes = path.with_suffix(".modes.npy")
+        self.episode_modes = np.load(modes) if modes.exists() else None
+        return data
 
     # ------------------------------------------------------------------------------ Lightning hooks
     def setup(self, stage: str | None = None) -> None:

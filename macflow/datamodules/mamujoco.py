@@ -16,7 +16,6 @@ Env, scenarios and observation layouts: :mod:`macflow.datamodules.mamujoco_env`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -126,15 +125,11 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
             from macflow.datamodules.vault import read_vault_transitions
 
             return read_vault_transitions(h.path, rows=h.vault_rows, terminals_are_timeouts=h.obs_layout == "omar")
-        path = self.dataset_path()
-        data = TransitionData.load(path)
-        modes = path.with_suffix(".modes.npy")
-        self.episode_modes = np.load(modes) if modes.exists() else None
-        return data
+        return self.load_cached(self.dataset_path())
 
     def manifest(self) -> dict:
         """The generated dataset's manifest (behaviour, seeds, budget, mean return, timings)."""
-        return json.loads(self.dataset_path().with_suffix(".json").read_text())
+        return TransitionData.load_manifest(self.dataset_path())
 
     def make_env(self, seeds: list[int]) -> MaMuJoCoEnv:
         h = self.hparams

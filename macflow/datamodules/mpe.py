@@ -385,15 +385,11 @@ class MPEDataModule(OfflineMARLDataModule):
 
             return read_vault_transitions(h.path, rows=h.vault_rows, terminals_are_timeouts=True,
                                           state_key=None)
-        path = self.dataset_path()
-        data = TransitionData.load(path)
-        modes = path.with_suffix(".modes.npy")
-        self.episode_modes = np.load(modes) if modes.exists() else None
-        return data
+        return self.load_cached(self.dataset_path())
 
     def manifest(self) -> dict:
         """The generated dataset's manifest (behaviour, seed, episodes, mean return, references)."""
-        return json.loads(self.dataset_path().with_suffix(".json").read_text())
+        return TransitionData.load_manifest(self.dataset_path())
 
     def make_env(self, seeds: list[int], record: bool = False) -> MPESpreadEnv:
         h = self.hparams

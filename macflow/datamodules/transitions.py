@@ -198,6 +198,11 @@ class TransitionData:
         _atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @staticmethod
+    def load_manifest(path: str | Path) -> dict:
+        """The manifest written by :meth:`save` beside the dataset file ``path``."""
+        return json.loads(Path(path).with_suffix(".json").read_text())
+
+    @staticmethod
     def load(path: str | Path) -> "TransitionData":
         path = Path(path)
         if not path.exists():
