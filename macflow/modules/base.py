@@ -55,6 +55,10 @@ class MACFlowModule(LightningModule):
         """Actions ``[E, N, A]`` (in [-1, 1], or one-hot when discrete) for evaluation rollouts."""
         raise NotImplementedError
 
+    def to_actions(self, raw: Tensor, legal: Tensor | None = None) -> Tensor:
+        """Raw network output -> env actions: clipped to [-1, 1], or the best legal one-hot action when discrete."""
+        return masked_argmax_one_hot(raw, legal) if self.discrete else raw.clamp(-1.0, 1.0)
+
     def check_batch(self, batch: dict[str, Tensor]) -> None:
         """Fail early, with the fix, when a batch does not match the dims the model was built with."""
         obs, act = batch["obs"], batch["actions"]

@@ -22,7 +22,7 @@ from typing import Callable, Literal
 import torch
 from torch import Tensor, nn
 
-from macflow.modules.base import MACFlowModule, masked_argmax_one_hot
+from macflow.modules.base import MACFlowModule
 from macflow.modules.vector_fields import AgentAttentionVectorField, VectorField
 
 
@@ -156,7 +156,7 @@ class DiffusionPolicy(MACFlowModule):
     @torch.no_grad()
     def act(self, obs: Tensor, legal: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
         x = self.sample(obs, noise)
-        return masked_argmax_one_hot(x, legal) if self.discrete else x.clamp(-1.0, 1.0)
+        return self.to_actions(x, legal)
 
     def policy(self, obs: Tensor, legal: Tensor | None = None) -> Tensor:
         return self.act(obs, legal)

@@ -159,7 +159,7 @@ class OneStepStudent(MACFlowModule):
             if mode == "zero":
                 z = torch.zeros_like(z)
         out = self.actor(obs, z)
-        return masked_argmax_one_hot(out, legal) if self.discrete else out.clamp(-1.0, 1.0)
+        return self.to_actions(out, legal)
 
     def policy(self, obs: Tensor, legal: Tensor | None = None) -> Tensor:
         return self.act(obs, legal)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal
 import torch
 from torch import Tensor
 
-from macflow.modules.base import MACFlowModule, masked_argmax_one_hot, with_lr_schedule
+from macflow.modules.base import MACFlowModule, with_lr_schedule
 from macflow.modules.flow import euler_sample, flow_matching_loss
 from macflow.modules.vector_fields import AgentAttentionVectorField, VectorField
 
@@ -73,7 +73,7 @@ class FlowTeacher(MACFlowModule):
             steps: int | None = None) -> Tensor:
         """Joint actions: the sample clipped to [-1, 1], or its best legal one-hot action when discrete."""
         x = self.sample(obs, noise, steps)
-        return masked_argmax_one_hot(x, legal) if self.discrete else x.clamp(-1.0, 1.0)
+        return self.to_actions(x, legal)
 
     def policy(self, obs: Tensor, legal: Tensor | None = None) -> Tensor:
         return self.act(obs, legal)
