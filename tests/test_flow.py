@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from macflow.modules.flow import euler_sample, flow_matching_loss, interpolate, target_velocity
+from macflow.modules.flow import (endpoint_loss, endpoint_velocity, euler_sample, flow_matching_loss, interpolate,
+                                  target_velocity)
 
 
 def test_interpolant_endpoints_and_velocity():
@@ -49,3 +50,22 @@ def test_flow_matching_loss_is_zero_for_the_true_field_of_a_point_mass():
 def test_euler_rejects_zero_steps():
     with pytest.raises(ValueError, match="flow steps"):
         euler_sample(lambda x, t, o: x, None, torch.zeros(1, 1, 1), 0)
+
+
+def test_endpoint_parametrisation_is_the_same_flow_as_the_velocity_one():
+    # the exact end point of a point mass c is c itself; its velocity is the exact field, and Euler lands on c
+    c = torch.randn(1, 3, 2)
+    x_1 = c.expand(64, 3, 2)
+    exact_endpoint = lambda x, t, o: c.expand_as(x)  # noqa: E731
+    t = torch.rand(64) * 0.99
+    assert endpoint_loss(exact_endpoint, x_1, None, t=t).item() < 1e-12
+    x_t = torch.randn(64, 3, 2)
+    assert torch.allclose(endpoint_velocity(exact_endpoint)(x_t, t, None), (c - x_t) / (1 - t)[:, None, None],
+                          atol=1e-5)
+    # flow_matching_loss of the induced velocity = endpoint loss weighted by 1 / (1 - t)^2
+    wrong = lambda x, t, o: c.expand_as(x) + 0.3  # noqa: E731
+    x_0 = torch.randn(64, 3, 2)
+    weighted = flow_matching_loss(endpoint_velocity(wrong), x_1, None, x_0=x_0, t=t)
+    expected = (0.3 ** 2 / (1 - t) ** 2).mean()
+    assert torch.allclose(weighted, expected, rtol=1e-4)
+    assert torch.allclose(euler_sample(endpoint_velocity(exact_endpoint), None, x_0, steps=5), x_1, atol=1e-5)

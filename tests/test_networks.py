@@ -3,13 +3,14 @@
 import pytest
 import torch
 
-from macflow.modules import (QMIX, AgentAttentionVectorField, EnsembleCritic, JointMLPVectorField,
-                             PerAgentVectorField, SharedMLPPolicy, VDNMean, VDNSum)
+from macflow.modules import (QMIX, AgentAttentionVectorField, AgentMixerVectorField, EnsembleCritic,
+                             JointMLPVectorField, PerAgentVectorField, SharedMLPPolicy, VDNMean, VDNSum)
 
 B, N, O, A = 5, 3, 4, 2
 
 
-@pytest.mark.parametrize("cls", [AgentAttentionVectorField, JointMLPVectorField, PerAgentVectorField])
+@pytest.mark.parametrize("cls", [AgentAttentionVectorField, AgentMixerVectorField, JointMLPVectorField,
+                                 PerAgentVectorField])
 def test_vector_field_shapes(cls):
     vf = cls(O, A, N)
     assert vf(torch.randn(B, N, A), torch.rand(B), torch.randn(B, N, O)).shape == (B, N, A)
@@ -31,6 +32,21 @@ def test_default_field_is_joint_agent_i_sees_agent_j(change):
     torch.manual_seed(0)
     assert _cross_agent_change(AgentAttentionVectorField(O, A, N), change) > 1e-3
     assert _cross_agent_change(JointMLPVectorField(O, A, N), change) > 1e-3
+
+
+@pytest.mark.parametrize("change", ["action", "observation"])
+def test_agent_mixer_starts_per_agent_and_learns_to_see_other_agents(change):
+    torch.manual_seed(0)
+    vf = AgentMixerVectorField(O, A, N)
+    assert _cross_agent_change(vf, change) == 0.0  # zero-initialised attention: the per-agent field
+    # one gradient step on a target where agent 0 must copy agent 1's noisy action opens the attention
+    x, t, obs = torch.randn(64, N, A), torch.rand(64), torch.randn(64, N, O)
+    loss = (vf(x, t, obs)[:, 0] - x[:, 1] - obs[:, 2, :A]).pow(2).mean()
+    loss.backward()
+    with torch.no_grad():
+        for p in vf.parameters():
+            p -= 0.1 * p.grad
+    assert _cross_agent_change(vf, change) > 1e-3
 
 
 @pytest.mark.parametrize("change", ["action", "observation"])

@@ -8,7 +8,7 @@ import torch
 from conftest import CONFIGS, coordination_callbacks, quiet_trainer_args, run_cli
 from macflow.datamodules import CoordinationDataModule
 from macflow.datamodules.coordination import joint_mode
-from macflow.modules import AgentAttentionVectorField, FlowTeacher, PerAgentVectorField
+from macflow.modules import AgentAttentionVectorField, FlowTeacher, JointMLPVectorField, PerAgentVectorField
 
 
 def mode_fractions(teacher: FlowTeacher, n: int = 2000) -> torch.Tensor:
@@ -77,3 +77,30 @@ def test_flow_loss_falls_on_coordination_data():
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-20:]) / 20 < 0.8 * sum(losses[:20]) / 20
+
+
+@pytest.mark.parametrize("prediction", ["velocity", "endpoint"])
+def test_teacher_learns_a_deterministic_joint_policy(prediction):
+    # actions a = tanh(o W) (one action per state): samples from fresh noise must land on it
+    torch.manual_seed(0)
+    w = torch.randn(3, 2)
+    obs = torch.randn(4096, 2, 3)
+    actions = torch.tanh(obs @ w)
+    teacher = FlowTeacher(vector_field=lambda o, a, n: JointMLPVectorField(o, a, n, hidden_dims=(128, 128)),
+                          prediction=prediction, lr=2e-3, n_agents=2, obs_dim=3, action_dim=2)
+    opt = teacher.configure_optimizers()
+    for _ in range(600):
+        i = torch.randint(0, 4096, (256,))
+        loss = teacher.training_step({"obs": obs[i], "actions": actions[i]}, 0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    test_obs = torch.randn(512, 2, 3)
+    error = (teacher.act(test_obs) - torch.tanh(test_obs @ w)).pow(2).mean().item()
+    untrained = FlowTeacher(prediction=prediction, n_agents=2, obs_dim=3, action_dim=2)
+    assert error < 0.02 and error < 0.1 * (untrained.act(test_obs) - torch.tanh(test_obs @ w)).pow(2).mean().item()
+
+
+def test_teacher_rejects_an_unknown_prediction():
+    with pytest.raises(ValueError, match="prediction"):
+        FlowTeacher(prediction="noise", n_agents=2, obs_dim=3, action_dim=2)

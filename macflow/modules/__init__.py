@@ -6,11 +6,11 @@ from macflow.modules.mixers import QMIX, Mixer, VDNMean, VDNSum
 from macflow.modules.policies import SharedMLPPolicy, StudentPolicy
 from macflow.modules.student import OneStepStudent
 from macflow.modules.teacher import FlowTeacher
-from macflow.modules.vector_fields import (AgentAttentionVectorField, JointMLPVectorField, PerAgentVectorField,
-                                           VectorField)
+from macflow.modules.vector_fields import (AgentAttentionVectorField, AgentMixerVectorField, JointMLPVectorField,
+                                           PerAgentVectorField, VectorField)
 
 __all__ = ["MACFlowModule", "FlowTeacher", "OneStepStudent", "VectorField", "AgentAttentionVectorField",
-           "JointMLPVectorField", "PerAgentVectorField", "StudentPolicy", "SharedMLPPolicy", "AgentCritic",
+           "AgentMixerVectorField", "JointMLPVectorField", "PerAgentVectorField", "StudentPolicy", "SharedMLPPolicy", "AgentCritic",
            "EnsembleCritic", "Mixer", "VDNMean", "VDNSum", "QMIX"]
 
 # baselines (issue 5)

@@ -53,3 +53,26 @@ def euler_sample(velocity: VelocityFn, obs: Tensor, x_0: Tensor, steps: int) -> 
         t = torch.full((x.shape[0],), k * dt, device=x.device, dtype=x.dtype)
         x = x + dt * velocity(x, t, obs)
     return x
+
+
+def endpoint_loss(endpoint: VelocityFn, x_1: Tensor, obs: Tensor, x_0: Tensor | None = None,
+                  t: Tensor | None = None) -> Tensor:
+    """Flow matching with the network predicting the end point: mean of ``|x̂_1(x_t, t, o) - x_1|^2``.
+
+    With ``v = (x̂_1 - x_t) / (1 - t)`` (:func:`endpoint_velocity`) this is Eq. 6 weighted by ``(1 - t)^2``: the
+    same flow, but the network's job at every ``t`` is a regression onto the action, which it learns as accurately
+    as plain behaviour cloning where the data's action is (nearly) deterministic.
+    """
+    if x_0 is None:
+        x_0 = torch.randn_like(x_1)
+    if t is None:
+        t = torch.rand(x_1.shape[0], device=x_1.device, dtype=x_1.dtype)
+    return (endpoint(interpolate(x_0, x_1, t), t, obs) - x_1).pow(2).mean()
+
+
+def endpoint_velocity(endpoint: VelocityFn, min_remaining: float = 1e-3) -> VelocityFn:
+    """The velocity ``(x̂_1 - x_t) / (1 - t)`` of an end-point network (the Euler grid keeps ``1 - t >= 1/K``)."""
+    def velocity(x_t: Tensor, t: Tensor, obs: Tensor) -> Tensor:
+        remaining = (1.0 - t).clamp_min(min_remaining).view(-1, *([1] * (x_t.dim() - 1)))
+        return (endpoint(x_t, t, obs) - x_t) / remaining
+    return velocity

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from macflow.modules.base import MACFlowModule, with_lr_schedule
-from macflow.modules.flow import euler_sample, flow_matching_loss
+from macflow.modules.flow import endpoint_loss, endpoint_velocity, euler_sample, flow_matching_loss
 from macflow.modules.vector_fields import AgentAttentionVectorField, VectorField
 
 
@@ -26,6 +26,10 @@ class FlowTeacher(MACFlowModule):
         vector_field: factory ``(obs_dim, action_dim, n_agents) -> VectorField``; in a config, a ``class_path`` and
             the remaining ``init_args``.
         flow_steps: Euler steps K used by :meth:`sample` (and by the student's distillation target).
+        prediction: what the network outputs. ``velocity`` (the paper): ``v(x_t, t, o)`` trained on ``a - x_0``.
+            ``endpoint``: the clean joint action ``x̂_1``, trained on ``a``, with ``v = (x̂_1 - x_t) / (1 - t)``;
+            the same flow with the loss weighted by ``(1 - t)^2``, far more accurate where the data's action is
+            nearly deterministic given the observations (MPE expert data: docs/results_mpe.md).
         lr: Adam learning rate.
         weight_decay: AdamW weight decay.
         lr_schedule: ``constant``, or ``cosine``: 5 % linear warm-up then cosine decay to 0 at ``max_steps``.
@@ -34,7 +38,7 @@ class FlowTeacher(MACFlowModule):
     """
 
     def __init__(self, vector_field: Callable[[int, int, int], VectorField] = AgentAttentionVectorField,
-                 flow_steps: int = 10, lr: float = 3e-4, weight_decay: float = 0.0,
+                 flow_steps: int = 10, prediction: Literal["velocity", "endpoint"] = "velocity", lr: float = 3e-4, weight_decay: float = 0.0,
                  lr_schedule: Literal["constant", "cosine"] = "constant", compile: bool = False,
                  n_agents: int = 1, obs_dim: int = 1, action_dim: int = 1, state_dim: int = 0,
                  discrete: bool = False) -> None:
@@ -43,6 +47,14 @@ class FlowTeacher(MACFlowModule):
         self.vector_field = vector_field(obs_dim, action_dim, n_agents)
         if not isinstance(self.vector_field, torch.nn.Module):
             raise TypeError(f"vector_field must build an nn.Module, got {type(self.vector_field).__name__}")
+        if prediction not in ("velocity", "endpoint"):
+            raise ValueError(f"prediction must be 'velocity' or 'endpoint', got {prediction!r}")
+
+    def velocity(self, x_t: Tensor, t: Tensor, obs: Tensor) -> Tensor:
+        """The flow's velocity ``[B, N, A]`` at ``x_t`` (whatever the network predicts)."""
+        if self.hparams.prediction == "endpoint":
+            return endpoint_velocity(self.vector_field)(x_t, t, obs)
+        return self.vector_field(x_t, t, obs)
 
     def configure_model(self) -> None:
         if self.hparams.compile:
@@ -51,7 +63,8 @@ class FlowTeacher(MACFlowModule):
     # ---------------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         self.check_batch(batch)
-        loss = flow_matching_loss(self.vector_field, batch["actions"], batch["obs"])
+        loss_fn = endpoint_loss if self.hparams.prediction == "endpoint" else flow_matching_loss
+        loss = loss_fn(self.vector_field, batch["actions"], batch["obs"])
         self.log("train/flow_loss", loss, prog_bar=True)
         return loss
 
@@ -66,7 +79,7 @@ class FlowTeacher(MACFlowModule):
         """Joint Euler sample ``[B, N, A]`` (unclipped) from ``noise`` (default: fresh ``N(0, I)``) given ``obs``."""
         if noise is None:
             noise = torch.randn(obs.shape[0], self.n_agents, self.action_dim, device=obs.device, dtype=obs.dtype)
-        return euler_sample(self.vector_field, obs, noise, steps or self.hparams.flow_steps)
+        return euler_sample(self.velocity, obs, noise, steps or self.hparams.flow_steps)
 
     @torch.no_grad()
     def act(self, obs: Tensor, legal: Tensor | None = None, noise: Tensor | None = None,
