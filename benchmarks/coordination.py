@@ -6,7 +6,8 @@ Trains, per seed, the three shipped vector fields with configs/coordination/teac
 default (agent-attention) teacher with configs/coordination/student.yaml in both noise modes, and evaluates each
 on the same 2000 fresh contexts: the fraction of joint actions inside a coordinated mode, the smallest share of
 any single mode, and the exact mean reward (optimum 1.0). Writes docs/results_coordination.md and
-docs/figures/coordination.png (seed of the first run). Runs in-process through the real CLI.
+docs/figures/coordination.png (seed of the first run). Runs in-process through the real CLI. The section on the
+student target (NOTES) is fixed text from one-seed probes, appended as is; it is not recomputed.
 """
 
 from __future__ import annotations
@@ -46,6 +47,36 @@ def fit(config: str, root: Path, seed: int, *extra: str) -> Path:
               "--trainer.val_check_interval=100000", "--trainer.callbacks=macflow.callbacks.FinalCheckpoint",
               f"--trainer.callbacks.path={root}/final.ckpt", *extra])
     return root / "final.ckpt"
+
+
+NOTES = """\
+### Student reward target (≥ 0.95 of the optimum): not met
+
+The logged data itself scores 0.925 (its actions carry 0.05 noise around the mode points), so imitation alone
+cannot reach 0.95: the student must be more coordinated than its teacher *and* sharper than the data. The
+student's misses are blurred actions between two modes (seed 0: in about 80 % of them each agent is over 0.2
+from every mode point; median distance 0.3), because the one-step map must jump at mode boundaries in noise
+space, and the per-agent critic, trained only on coordinated data, is flat between modes (probed along the
+line between two mode points), so the Q term cannot push those actions back. One-seed probes (seed 0, the
+seed-0 teacher of the run above, configs/coordination/student.yaml with one change, scored like the table):
+
+| change | coordinated (%) | reward |
+|---|---|---|
+| none (the run above) | 92.9 | 0.916 |
+| `flow_steps: 20` (teacher Euler steps of the distillation targets) | 93.6 | 0.908 |
+| `actor_q_agg: min` (ensemble minimum in the actor's Q term) | 93.0 | 0.917 |
+| CQL-style critic penalty, weight 0.3 (random actions down, logged up; trial patch, not kept) | 64.9 | 0.520 |
+| same, weight 0.01 | 89.9 | 0.836 |
+| `flow_steps: 50` and `alpha: 1` | 91.8 | 0.864 |
+
+The seed-0 teacher sampled with K Euler steps (coordinated %, reward): K=5 86.3, 0.861; K=10 (default) 96.2,
+0.950; K=20 98.0, 0.949; K=50 98.2, 0.930; K=100 98.5, 0.925. More steps keep more joint actions coordinated
+but reproduce the data's noise, so the reward tends to the data's 0.925. The CQL penalty does carve valleys
+between the modes, but it also breaks the per-agent critic's fit on the data (weight 0.01: its values at the
+mode points spread from -0.8 to 2.6), so the agents snap to different modes. Earlier attempts (before this
+table): alpha 1/3/5/10 (alpha 0.1 collapses to 0.32), a 256-wide actor, 3k-10k steps, LayerNorm in the actor,
+actor lr 2e-3 with cosine decay (kept), no private observations.
+"""
 
 
 def evaluate(policy, dm: CoordinationDataModule) -> dict[str, float]:
@@ -119,7 +150,7 @@ def main() -> None:
         lines.append(f"| {name} | {fmt([r['coordinated'] for r in results], True)} | "
                      f"{fmt([r['min_mode'] for r in results], True)} | {fmt([r['reward'] for r in results])} |")
     lines += ["", f"![joint-action samples]({figure.relative_to(REPO / 'docs')})", "",
-              f"Total time: {time.time() - start:.0f} s.", ""]
+              f"Total time: {time.time() - start:.0f} s.", "", NOTES]
     out = REPO / "docs/results_coordination.md"
     out.write_text("\n".join(lines))
     print("\n".join(lines))

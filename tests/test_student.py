@@ -64,6 +64,16 @@ def test_q_term_reaches_only_the_actor_and_distillation_uses_the_teacher(coordin
     assert logs["train/actor/distill_loss"] > 0
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("actor_q_agg", "expected"), [("mean", -2.0), ("min", -1.0)])
+def test_actor_q_term_aggregates_the_ensemble_as_asked(coordination_teacher, actor_q_agg, expected):
+    student = _student(coordination_teacher, actor_q_agg=actor_q_agg, normalize_q_loss=False)
+    q_tot = torch.tensor([[1.0, 3.0] * 4, [3.0, 1.0] * 4])  # [K=2, B=8]: members disagree, mean 2, min 1
+    student.q_net.forward = lambda *args, **kw: q_tot
+    _, logs = student.actor_loss({"obs": torch.randn(8, 2, 3), "state": torch.randn(8, 5)})
+    assert torch.isclose(logs["train/actor/q_loss"], torch.tensor(expected))
+
+
 def test_missing_teacher_checkpoint_gives_a_clear_error(tmp_path):
     student = OneStepStudent(teacher_ckpt=str(tmp_path / "nope.ckpt"), n_agents=2, obs_dim=3, action_dim=2)
     with pytest.raises(FileNotFoundError, match="train the teacher first"):

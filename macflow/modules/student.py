@@ -72,6 +72,8 @@ class OneStepStudent(MACFlowModule):
         flow_steps: teacher Euler steps for distillation targets; ``null`` uses the teacher's own setting.
         normalize_q_loss: divide the Q term by ``stop_grad(mean |Q_tot|)`` (on by default for continuous actions).
         q_agg: how the critic ensemble is aggregated in the TD target (``mean`` as in the reference, or ``min``).
+        actor_q_agg: how it is aggregated in the actor's Q term: ``mean`` (the reference) or ``min`` (pessimistic:
+            the lowest member, which is lower wherever the members disagree).
         eval_noise: noise when acting: ``fresh`` per step, ``zero``, or ``fixed`` (one draw reused at every step,
             as the reference code evaluates).
         save_teacher: keep the teacher's weights inside student checkpoints (self-contained, larger files).
@@ -86,6 +88,7 @@ class OneStepStudent(MACFlowModule):
                  actor_lr: float = 3e-4, critic_lr: float = 3e-4,
                  lr_schedule: Literal["constant", "cosine"] = "constant", flow_steps: int | None = None,
                  normalize_q_loss: bool = True, q_agg: Literal["mean", "min"] = "mean",
+                 actor_q_agg: Literal["mean", "min"] = "mean",
                  eval_noise: Literal["fresh", "zero", "fixed"] = "fresh", save_teacher: bool = False,
                  n_agents: int = 1, obs_dim: int = 1, action_dim: int = 1, state_dim: int = 0,
                  discrete: bool = False) -> None:
@@ -205,7 +208,7 @@ class OneStepStudent(MACFlowModule):
             distill = (out - teacher_out.clamp(-1.0, 1.0)).pow(2).mean()
             q_tot = torch.func.functional_call(self.q_net, frozen, (obs, out.clamp(-1.0, 1.0),
                                                                     self.global_state(batch)))
-        q_tot = q_tot.mean(0)  # ensemble mean, [B]
+        q_tot = q_tot.mean(0) if self.hparams.actor_q_agg == "mean" else q_tot.min(0).values  # [B]
         scale = q_tot.abs().mean().detach().clamp_min(1e-6) if self.hparams.normalize_q_loss else q_tot.new_ones(())
         q_loss = -q_tot.mean() / scale
         return self.hparams.alpha * distill + q_loss, {
