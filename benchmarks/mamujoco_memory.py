@@ -7,7 +7,10 @@ obs 2x12, state 17, actions 2x3; random values, the same shapes and dtypes as ge
 cache under the name ``MaMuJoCoDataModule`` looks for. Phase 2 (a fresh process) runs the real CLI
 ``fit`` of the FlowTeacher for ``--steps`` gradient steps on it (prepare_data finds the cache, setup loads it,
 RandomBatches samples it) and reports ``ru_maxrss``: peak RSS of the whole process (Python, torch, Lightning,
-model, data), the RSS before the data was loaded, and ``TransitionData.nbytes()``.
+model, data), the RSS before the data was loaded, and ``TransitionData.nbytes()``. Phase 0 measures the fixed cost:
+``ru_maxrss`` of fresh processes that only ``import torch``, only ``import lightning.pytorch`` and import what the
+training process imports (``macflow.cli``, ``macflow.modules``, ``macflow.datamodules``), so the doc can say how much
+of the peak is the framework and how much is the data.
 """
 
 from __future__ import annotations
@@ -88,6 +91,19 @@ def train(cache: str, transitions: int, steps: int) -> dict:
     return marks
 
 
+IMPORTS = {"import_torch_mb": "torch", "import_lightning_mb": "lightning.pytorch",
+           "import_macflow_mb": "macflow.cli, macflow.modules, macflow.datamodules"}
+
+
+def import_costs(env: dict) -> dict:
+    """``ru_maxrss`` (MiB) of a fresh interpreter after each import line of ``IMPORTS``."""
+    code = "import resource, sys; sys.path.insert(0, {!r}); import {}; " \
+           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    return {k: float(subprocess.run([sys.executable, "-c", code.format(str(REPO), mods)], check=True, env=env,
+                                     capture_output=True, text=True).stdout.split()[-1])
+            for k, mods in IMPORTS.items()}
+
+
 def write_doc(out: Path, r: dict, cmd: str) -> None:
     ratio, extra = r["peak_rss_mb"] / r["nbytes_mb"], (r["peak_rss_mb"] - r["rss_before_data_mb"]) / r["nbytes_mb"]
     text = (f"{START}\n## Memory: training on {r['n_transitions']:,} transitions\n\n"
@@ -101,7 +117,17 @@ def write_doc(out: Path, r: dict, cmd: str) -> None:
             "Peak RSS is `ru_maxrss` of the whole training process (Python, torch, Lightning and the model "
             "included). The data costs one observation table plus index arrays (`next_obs` is an index, not a copy); "
             "the transient between 'RSS after loading' and 'peak RSS at fit start' happens while the data is loaded "
-            "and validated (`TransitionData.load` / construction), before training starts.\n"
+            "and validated (`TransitionData.load` / construction), before training starts.\n\n"
+            "Fixed cost, before any data (`ru_maxrss` of fresh processes that only import): "
+            f"`import torch` {r['import_torch_mb']:.0f} MiB, `import lightning.pytorch` "
+            f"{r['import_lightning_mb']:.0f} MiB, the training process's imports (`macflow.cli`, `macflow.modules`, "
+            f"`macflow.datamodules`: torch, Lightning, jsonargparse) {r['import_macflow_mb']:.0f} MiB. "
+            f"Lightning's own import chain loads torch._dynamo (and through it sympy), scipy.signal, torchmetrics "
+            f"and matplotlib; macflow adds {r['import_macflow_mb'] - r['import_lightning_mb']:.0f} MiB on top. "
+            f"With that fixed cost, the 2× target would need a dataset of at least "
+            f"{r['rss_before_data_mb'] / (2 - extra) if extra < 2 else float('inf'):.0f} MiB at the measured "
+            f"data-side ratio ({extra:.2f}×); at {r['nbytes_mb']:.0f} MiB the framework alone is "
+            f"{r['rss_before_data_mb'] / r['nbytes_mb']:.2f}× the dataset.\n"
             f"{END}\n")
     old = out.read_text() if out.exists() else "# MaMuJoCo results\n\n"
     if START in old:
@@ -127,7 +153,7 @@ def main() -> None:
         subprocess.run(base + ["--phase=write"], check=True, env=env)
         out = subprocess.run(base + ["--phase=train"], check=True, env=env, capture_output=True, text=True)
     line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
-    r = json.loads(line[len("RESULT "):])
+    r = json.loads(line[len("RESULT "):]) | import_costs(env)
     print(json.dumps(r, indent=1))
     cmd = "python benchmarks/mamujoco_memory.py"
     cmd += "" if a.transitions == 1_000_000 else f" --transitions {a.transitions}"

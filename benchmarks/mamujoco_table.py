@@ -5,14 +5,21 @@
 Per quality and seed: generates (or reuses) the dataset with ``data_seed = seed`` (behaviour policies trained from
 that seed), trains the teacher with configs/mamujoco/<scenario>_teacher.yaml and the student with
 configs/mamujoco/<scenario>_student.yaml (``seed_everything = seed``, no intermediate evaluation), then evaluates both
-with their ``policy`` on the same ``--episodes`` 1000-step evaluation episodes in mamujoco_v1. Writes the table
-section of docs/results_mamujoco.md (the memory section is kept). Runs in-process through the real CLI.
+with their ``policy`` on the same ``--episodes`` 1000-step evaluation episodes in mamujoco_v1. Runs in-process
+through the real CLI, quality by quality (a stopped run leaves whole rows).
+
+Each cell's numbers, settings, command and commit are saved as ``<out>/<scenario>/<quality>/seed<k>/result.json``,
+and the table section of docs/results_mamujoco.md is rewritten after every cell (the other sections are kept).
+``--merge`` also tabulates cells of earlier runs with the same settings (episodes, steps, student flow steps), so a
+table can be completed by several runs; the doc names every command that contributed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,10 +40,14 @@ DATA_START, DATA_END = "<!-- data:start -->", "<!-- data:end -->"
 
 
 def replace_section(doc: Path, start: str, end: str, lines: list[str]) -> None:
+    """Replace the ``start``..``end`` section of ``doc`` in place (appended if missing); the rest is kept."""
     old = doc.read_text() if doc.exists() else "# MaMuJoCo results\n"
+    block = "\n".join([start, *lines, end])
     if start in old:
-        old = old[:old.index(start)] + old[old.index(end) + len(end) + 1:]
-    doc.write_text(old.rstrip("\n") + "\n\n" + "\n".join([start, *lines, end]) + "\n")
+        new = old[:old.index(start)] + block + old[old.index(end) + len(end):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    doc.write_text(new)
     print(f"[mamujoco_table] wrote {doc}", flush=True)
 
 
@@ -89,10 +100,26 @@ def fit(config: Path, root: Path, seed: int, quality: str, cache: str, *extra: s
     return root / "final.ckpt"
 
 
-def evaluate(model, dm: MaMuJoCoDataModule, episodes: int) -> float:
+def evaluate(model, dm: MaMuJoCoDataModule, episodes: int, policy=None) -> float:
     torch.manual_seed(0)
     seeds = list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + episodes))
-    return float(rollout(dm.make_env(seeds), model.policy)["return"].mean())
+    return float(rollout(dm.make_env(seeds), policy or model.policy)["return"].mean())
+
+
+def held_noise_policy(teacher: FlowTeacher, episodes: int):
+    """The teacher with one noise draw per episode, held for all its steps (the table's teacher draws fresh noise
+    at every step, so on mixed data it can switch between behaviours from one step to the next)."""
+    noise = torch.randn(episodes, teacher.n_agents, teacher.action_dim, generator=torch.Generator().manual_seed(0))
+    return lambda obs, legal=None: teacher.act(obs, legal, noise=noise)
+
+
+def evaluate_cell(cell: dict, dm: MaMuJoCoDataModule, root: Path, episodes: int) -> None:
+    """Fill the cell's ``teacher``, ``teacher_held`` and ``student`` returns from its saved checkpoints."""
+    teacher = FlowTeacher.load_from_checkpoint(root / "teacher/final.ckpt", map_location="cpu").eval()
+    cell["teacher"] = evaluate(teacher, dm, episodes)
+    cell["teacher_held"] = evaluate(teacher, dm, episodes, held_noise_policy(teacher, episodes))
+    student = OneStepStudent.load_from_checkpoint(root / "student/final.ckpt", map_location="cpu").eval()
+    cell["student"] = evaluate(student, dm, episodes)
 
 
 def fmt(values: list[float]) -> str:
@@ -100,71 +127,166 @@ def fmt(values: list[float]) -> str:
     return f"{statistics.mean(values):.0f} ± {std:.0f}"
 
 
-def write_doc(args, rows: dict, seconds: float) -> None:
-    cmd = (f"OMP_NUM_THREADS=1 python benchmarks/mamujoco_table.py --scenario {args.scenario} --qualities "
-           f"{' '.join(rows)} --seeds {' '.join(map(str, args.seeds))} --episodes {args.episodes}"
-           + (f" --max-steps {args.max_steps}" if args.max_steps else ""))
-    lines = [START, f"## {args.scenario}: behaviour data, teacher and student returns", "",
-             f"Made by `{cmd}` ({seconds / 60:.0f} min on a shared 2-core CPU; configs "
-             f"`configs/mamujoco/{args.scenario.lower()}_{{teacher,student}}.yaml`"
-             + (f", {args.max_steps} gradient steps per stage" if args.max_steps else "") + "). Do not edit by hand.",
+def settings(args) -> dict:
+    """What makes two cells comparable (only cells with equal settings share a table)."""
+    return {"episodes": args.episodes, "max_steps": args.max_steps, "student_flow_steps": args.student_flow_steps}
+
+
+def command(args, qualities, seeds) -> str:
+    return (f"OMP_NUM_THREADS=1 python benchmarks/mamujoco_table.py --scenario {args.scenario} --qualities "
+            f"{' '.join(qualities)} --seeds {' '.join(map(str, seeds))} --episodes {args.episodes}"
+            + (f" --max-steps {args.max_steps}" if args.max_steps else "")
+            + (f" --student-flow-steps {args.student_flow_steps}" if args.student_flow_steps else "")
+            + (" --merge" if args.merge else ""))
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def load_cells(args) -> list[dict]:
+    """Per-(quality, seed) results saved by earlier cells under ``--out`` with the same settings."""
+    cells = []
+    for f in sorted((args.out / args.scenario).glob("*/seed*/result.json")):
+        c = json.loads(f.read_text())
+        if c.get("settings") == settings(args):
+            cells.append(c)
+    return cells
+
+
+def write_doc(args, cells: list[dict]) -> None:
+    by_q: dict[str, list[dict]] = {}
+    for q in QUALITIES:
+        got = sorted((c for c in cells if c["quality"] == q), key=lambda c: c["seed"])
+        if got:
+            by_q[q] = got
+    commands = list(dict.fromkeys(c["command"] for c in cells))
+    minutes = sum(c["seconds"] for c in cells) / 60
+    student_k = (f"the student distils {args.student_flow_steps}-step teacher samples"
+                 if args.student_flow_steps else "the student distils the teacher's own K-step samples")
+    lines = [f"## {args.scenario}: behaviour data, teacher and student returns", "",
+             "Made by " + ", then ".join(f"`{c}`" for c in commands)
+             + (" (with `--merge`: cells of the same settings from earlier runs are kept)" if len(commands) > 1
+                else "")
+             + f"; {len(cells)} (quality, seed) cells, {minutes:.0f} min of cell wall time in all on a shared 2-core "
+             f"CPU; configs `configs/mamujoco/{args.scenario.lower()}_{{teacher,student}}.yaml`"
+             + (f", {args.max_steps} gradient steps per stage" if args.max_steps else "")
+             + f"; {student_k}; code {', '.join(sorted({c['commit'] for c in cells}))}. Do not edit by hand.",
              "", f"Returns of 1000-step episodes in `mamujoco_v1`; models evaluated on the same {args.episodes} "
-             "evaluation seeds; mean ± std over the data/training seeds (std 0 with one seed).", "",
-             "| data | episodes | behaviour return | teacher (K = 10) | student (1 step) | student / behaviour |",
-             "|---|---|---|---|---|---|"]
-    for q, c in rows.items():
-        d = statistics.mean(c["data"])
-        ratio = statistics.mean(c["student"]) / d if d else float("nan")
-        lines.append(f"| {q} | {int(c['episodes'][0])} | {fmt(c['data'])} | {fmt(c['teacher'])} | "
-                     f"{fmt(c['student'])} | {ratio:.2f} |")
-    lines += ["", "Targets: student ≥ behaviour on medium and medium-replay, ≥ 90 % of it on expert.", ""]
+             "evaluation seeds; mean ± std over the data/training seeds (std 0 with one seed). Behaviour return = "
+             "the dataset's mean episode return. The teacher column draws fresh noise at every step (its `policy`); "
+             "'noise held per episode' is the same teacher with one noise draw per episode kept for all 1000 steps "
+             "(a diagnostic: on data mixed from several behaviours, fresh noise can switch behaviour every step)."
+             + "".join(f" Evaluations re-run from the saved checkpoints by `{x}` (code {y})." for x, y in dict.fromkeys(
+                 (c["reevaluated"]["command"], c["reevaluated"]["commit"]) for c in cells if "reevaluated" in c)),
+             "",
+             "| data | seeds | episodes | behaviour return | teacher (K = 10) | teacher, noise held per episode | "
+             "student (1 step) | student / behaviour |", "|---|---|---|---|---|---|---|---|"]
+    for q, cs in by_q.items():
+        data, teacher, student = ([c[k] for c in cs] for k in ("data", "teacher", "student"))
+        d = statistics.mean(data)
+        ratio = statistics.mean(student) / d if d else float("nan")
+        held = fmt([c["teacher_held"] for c in cs]) if all("teacher_held" in c for c in cs) else "–"
+        lines.append(f"| {q} | {' '.join(str(c['seed']) for c in cs)} | {cs[0]['episodes']} | {fmt(data)} | "
+                     f"{fmt(teacher)} | {held} | {fmt(student)} | {ratio:.2f} |")
+    lines += ["", "Targets: student ≥ behaviour on medium and medium-replay, ≥ 90 % of it on expert (on the means "
+              "over seeds).", ""]
     for q, need in (("medium", 1.0), ("medium-replay", 1.0), ("expert", 0.9)):
-        if q in rows:
-            s, d = statistics.mean(rows[q]["student"]), statistics.mean(rows[q]["data"])
+        if q in by_q:
+            s = statistics.mean(c["student"] for c in by_q[q])
+            d = statistics.mean(c["data"] for c in by_q[q])
+            n = len(by_q[q])
             lines.append(f"- {q}: **{'met' if s >= need * d else 'missed'}** ({s:.0f} vs {need:g} × {d:.0f}, "
-                         f"{len(rows[q]['student'])} seed(s)).")
-    replace_section(args.doc, START, END, lines[1:])
+                         f"{n} seed(s){'' if n >= 3 else '; fewer than the 3 seeds asked for'}).")
+        else:
+            lines.append(f"- {q}: not run.")
+    lines += ["", "Per cell (behaviour / teacher / teacher with noise held per episode / student return, student ÷ "
+              "behaviour, cell wall time incl. training, evaluation and any data generation):", ""]
+    for q, cs in by_q.items():
+        lines.append(f"- {q}: " + "; ".join(
+            f"seed {c['seed']}: {c['data']:.0f} / {c['teacher']:.0f} / "
+            + (f"{c['teacher_held']:.0f}" if "teacher_held" in c else "–")
+            + f" / {c['student']:.0f} ({c['student'] / c['data']:.2f}, {c['seconds'] / 60:.1f} min)" for c in cs))
+    replace_section(args.doc, START, END, lines)
+
+
+def run_cell(args, q: str, seed: int) -> dict:
+    start = time.time()
+    root = args.out / args.scenario / q / f"seed{seed}"
+    steps = [] if args.max_steps is None else [f"--trainer.max_steps={args.max_steps}"]
+    k = [] if args.student_flow_steps is None else [f"--model.init_args.flow_steps={args.student_flow_steps}"]
+    name = args.scenario.lower()
+    configs = REPO / "configs/mamujoco"
+    t_ckpt = fit(configs / f"{name}_teacher.yaml", root / "teacher", seed, q, args.cache, *steps)
+    fit(configs / f"{name}_student.yaml", root / "student", seed, q, args.cache, *steps, *k,
+        f"--model.init_args.teacher_ckpt={t_ckpt}")
+    dm = MaMuJoCoDataModule(scenario=args.scenario, quality=q, data_seed=seed, cache_dir=args.cache, progress=False)
+    m = dm.manifest()
+    cell = {"scenario": args.scenario, "quality": q, "seed": seed, "data": m["mean_return"],
+            "episodes": m["episodes"], "settings": settings(args), "command": command(args, args.qualities, args.seeds),
+            "commit": git_commit()}
+    evaluate_cell(cell, dm, root, args.episodes)
+    cell["seconds"] = round(time.time() - start, 1)
+    (root / "result.json").write_text(json.dumps(cell, indent=1))
+    print(f"[mamujoco_table] {args.scenario} {q} seed {seed}: behaviour={cell['data']:.1f}, "
+          f"teacher={cell['teacher']:.1f}, student={cell['student']:.1f} ({cell['seconds']:.0f} s)", flush=True)
+    return cell
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", default="HalfCheetah", choices=["HalfCheetah", "Hopper"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--qualities", nargs="+", default=list(QUALITIES))
+    p.add_argument("--qualities", nargs="+", default=list(QUALITIES), choices=QUALITIES)
     p.add_argument("--episodes", type=int, default=5, help="evaluation episodes per model")
     p.add_argument("--cache", default=str(REPO / "data_cache"))
     p.add_argument("--out", type=Path, default=REPO / "runs/benchmarks/mamujoco")
     p.add_argument("--max-steps", type=int, default=None, help="override the configs' gradient steps")
+    p.add_argument("--student-flow-steps", type=int, default=None,
+                   help="teacher Euler steps for the student's distillation targets (default: the teacher's K)")
+    p.add_argument("--merge", action="store_true",
+                   help="keep cells with the same settings from earlier runs (under --out) in the table")
     p.add_argument("--doc", type=Path, default=REPO / "docs/results_mamujoco.md")
     p.add_argument("--data-only", action="store_true", help="only (generate and) tabulate the datasets")
+    p.add_argument("--doc-only", action="store_true",
+                   help="only rewrite the table section from the saved cells with these settings")
+    p.add_argument("--eval-only", action="store_true",
+                   help="re-evaluate the saved checkpoints of finished cells (same settings), then rewrite the table")
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.data_only:
         return write_data_doc(args)
-    start, rows = time.time(), {}
-    configs = REPO / "configs/mamujoco"
-    for q in args.qualities:
-        cols: dict[str, list[float]] = {k: [] for k in ("data", "episodes", "teacher", "student")}
+    done: dict[tuple[str, int], dict] = {}
+    if args.doc_only:
+        return write_doc(args, load_cells(args))
+    if args.eval_only:
+        cells = load_cells(args)
+        for cell in cells:
+            if cell["quality"] in args.qualities and cell["seed"] in args.seeds:
+                root = args.out / args.scenario / cell["quality"] / f"seed{cell['seed']}"
+                dm = MaMuJoCoDataModule(scenario=args.scenario, quality=cell["quality"], data_seed=cell["seed"],
+                                        cache_dir=args.cache, progress=False)
+                evaluate_cell(cell, dm, root, args.episodes)
+                cell["reevaluated"] = {"command": command(args, args.qualities, args.seeds) + " --eval-only",
+                                       "commit": git_commit()}
+                (root / "result.json").write_text(json.dumps(cell, indent=1))
+                print(f"[mamujoco_table] re-evaluated {cell['quality']} seed {cell['seed']}: teacher "
+                      f"{cell['teacher']:.1f}, held {cell['teacher_held']:.1f}, student {cell['student']:.1f}",
+                      flush=True)
+        return write_doc(args, cells)
+    if args.merge:
+        done = {(c["quality"], c["seed"]): c for c in load_cells(args)}
+    for q in args.qualities:  # quality-major: a stopped run leaves whole rows
         for seed in args.seeds:
-            root = args.out / args.scenario / q / f"seed{seed}"
-            steps = [] if args.max_steps is None else [f"--trainer.max_steps={args.max_steps}"]
-            name = args.scenario.lower()
-            t_ckpt = fit(configs / f"{name}_teacher.yaml", root / "teacher", seed, q, args.cache, *steps)
-            s_ckpt = fit(configs / f"{name}_student.yaml", root / "student", seed, q, args.cache, *steps,
-                         f"--model.init_args.teacher_ckpt={t_ckpt}")
-            dm = MaMuJoCoDataModule(scenario=args.scenario, quality=q, data_seed=seed, cache_dir=args.cache,
-                                    progress=False)
-            m = dm.manifest()
-            cols["data"].append(m["mean_return"])
-            cols["episodes"].append(m["episodes"])
-            for key, cls, ckpt in (("teacher", FlowTeacher, t_ckpt), ("student", OneStepStudent, s_ckpt)):
-                cols[key].append(evaluate(cls.load_from_checkpoint(ckpt, map_location="cpu").eval(), dm,
-                                          args.episodes))
-            print(f"[mamujoco_table] {args.scenario} {q} seed {seed}: "
-                  + ", ".join(f"{k}={v[-1]:.1f}" for k, v in cols.items()) + f" ({time.time() - start:.0f} s)",
-                  flush=True)
-        rows[q] = cols
-        write_doc(args, rows, time.time() - start)
+            done[(q, seed)] = run_cell(args, q, seed)
+            write_doc(args, list(done.values()))
 
 
 if __name__ == "__main__":

@@ -211,3 +211,34 @@ def test_datagen_entry_point_collects_requested_qualities(tmp_path, capsys):
     assert len(list((tmp_path / "mamujoco").glob("ars_Hopper_*.json"))) == 1  # behaviours trained once, shared
     with pytest.raises(SystemExit):
         main(["smac"])
+
+
+def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tmp_path):
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/mamujoco_table.py"
+    spec = importlib.util.spec_from_file_location("mamujoco_table", path)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"# t\n\n{table.START}\nold\n{table.END}\n\n<!-- memory:start -->\nkeep\n<!-- memory:end -->\n")
+    args = argparse.Namespace(scenario="HalfCheetah", episodes=2, max_steps=10, student_flow_steps=None, merge=True,
+                              qualities=["medium"], seeds=[0, 1], doc=doc, out=tmp_path / "out")
+    for seed, student in ((0, 110.0), (1, 90.0), (2, 500.0)):
+        cell = {"quality": "medium", "seed": seed, "data": 100.0, "episodes": 4, "teacher": 50.0,
+                "student": student, "seconds": 60.0, "command": table.command(args, ["medium"], [seed]),
+                "commit": "abc", "settings": table.settings(args) | ({"max_steps": 99} if seed == 2 else {})}
+        root = args.out / "HalfCheetah/medium" / f"seed{seed}"
+        root.mkdir(parents=True)
+        (root / "result.json").write_text(json.dumps(cell))
+    cells = table.load_cells(args)
+    assert [c["seed"] for c in cells] == [0, 1]  # seed 2 ran with other settings: not mixed in
+    table.write_doc(args, cells)
+    text = doc.read_text()
+    assert "old" not in text and "keep" in text and text.index(table.START) < text.index("memory:start")
+    assert "| medium | 0 1 | 4 | 100 ± 0 | 50 ± 0 | – | 100 ± 14 | 1.00 |" in text
+    assert "- medium: **met** (100 vs 1 × 100, 2 seed(s); fewer than the 3 seeds asked for)." in text
+    assert "- expert: not run." in text
+    assert "seed 0: 100 / 50 / – / 110 (1.10, 1.0 min)" in text
