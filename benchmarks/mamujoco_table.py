@@ -192,10 +192,10 @@ def write_doc(args, cells: list[dict]) -> None:
     for q, cs in by_q.items():
         data, teacher, student = ([c[k] for c in cs] for k in ("data", "teacher", "student"))
         d = statistics.mean(data)
-        ratio = statistics.mean(student) / d if d else float("nan")
+        ratio = statistics.mean(student) / d if d > 0 else float("nan")  # a ratio means nothing below 0
         held = fmt([c["teacher_held"] for c in cs]) if all("teacher_held" in c for c in cs) else "–"
         lines.append(f"| {q} | {' '.join(str(c['seed']) for c in cs)} | {cs[0]['episodes']} | {fmt(data)} | "
-                     f"{fmt(teacher)} | {held} | {fmt(student)} | {ratio:.2f} |")
+                     f"{fmt(teacher)} | {held} | {fmt(student)} | {'–' if ratio != ratio else f'{ratio:.2f}'} |")
     lines += ["", "Targets: student ≥ behaviour on medium and medium-replay, ≥ 90 % of it on expert (on the means "
               "over seeds).", ""]
     for q, need in (("medium", 1.0), ("medium-replay", 1.0), ("expert", 0.9)):
