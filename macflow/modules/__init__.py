@@ -10,8 +10,8 @@ from macflow.modules.vector_fields import (AgentAttentionVectorField, AgentMixer
                                            PerAgentVectorField, VectorField)
 
 __all__ = ["MACFlowModule", "FlowTeacher", "OneStepStudent", "VectorField", "AgentAttentionVectorField",
-           "AgentMixerVectorField", "JointMLPVectorField", "PerAgentVectorField", "StudentPolicy", "SharedMLPPolicy", "AgentCritic",
-           "EnsembleCritic", "Mixer", "VDNMean", "VDNSum", "QMIX"]
+           "AgentMixerVectorField", "JointMLPVectorField", "PerAgentVectorField", "StudentPolicy", "SharedMLPPolicy",
+           "AgentCritic", "EnsembleCritic", "Mixer", "VDNMean", "VDNSum", "QMIX"]
 
 # baselines (issue 5)
 from macflow.modules.diffusion import DiffusionPolicy  # noqa: E402

@@ -26,17 +26,22 @@ def target_velocity(x_0: Tensor, x_1: Tensor) -> Tensor:
     return x_1 - x_0
 
 
+def sample_path(x_1: Tensor, x_0: Tensor | None = None, t: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``(x_0, t, x_t)`` for training: noise ``x_0 ~ N(0, I)`` and ``t ~ U[0, 1)`` (one per sample) unless given."""
+    if x_0 is None:
+        x_0 = torch.randn_like(x_1)
+    if t is None:
+        t = torch.rand(x_1.shape[0], device=x_1.device, dtype=x_1.dtype)
+    return x_0, t, interpolate(x_0, x_1, t)
+
+
 def flow_matching_loss(velocity: VelocityFn, x_1: Tensor, obs: Tensor, x_0: Tensor | None = None,
                        t: Tensor | None = None) -> Tensor:
     """Conditional flow-matching loss (paper Eq. 6): per-element mean of ``|v(x_t, t, o) - (x_1 - x_0)|^2``.
 
     One ``t`` per sample (shared by all agents of that joint action), so the field learns the joint path.
     """
-    if x_0 is None:
-        x_0 = torch.randn_like(x_1)
-    if t is None:
-        t = torch.rand(x_1.shape[0], device=x_1.device, dtype=x_1.dtype)
-    x_t = interpolate(x_0, x_1, t)
+    x_0, t, x_t = sample_path(x_1, x_0, t)
     return (velocity(x_t, t, obs) - target_velocity(x_0, x_1)).pow(2).mean()
 
 
@@ -63,11 +68,8 @@ def endpoint_loss(endpoint: VelocityFn, x_1: Tensor, obs: Tensor, x_0: Tensor | 
     same flow, but the network's job at every ``t`` is a regression onto the action, which it learns as accurately
     as plain behaviour cloning where the data's action is (nearly) deterministic.
     """
-    if x_0 is None:
-        x_0 = torch.randn_like(x_1)
-    if t is None:
-        t = torch.rand(x_1.shape[0], device=x_1.device, dtype=x_1.dtype)
-    return (endpoint(interpolate(x_0, x_1, t), t, obs) - x_1).pow(2).mean()
+    _, t, x_t = sample_path(x_1, x_0, t)
+    return (endpoint(x_t, t, obs) - x_1).pow(2).mean()
 
 
 def endpoint_velocity(endpoint: VelocityFn, min_remaining: float = 1e-3) -> VelocityFn:

@@ -32,6 +32,11 @@ from macflow.modules.policies import SharedMLPPolicy, StudentPolicy
 from macflow.modules.teacher import FlowTeacher
 
 
+def aggregate_ensemble(q: Tensor, how: str) -> Tensor:
+    """Critic-ensemble values ``[K, B]`` -> ``[B]``: their ``mean`` or their ``min`` (pessimistic)."""
+    return q.mean(0) if how == "mean" else q.min(0).values
+
+
 class MixedCritic(nn.Module):
     """Per-agent critic ensemble plus mixer: ``Q_tot [K, B]`` of a joint action (or of a joint policy)."""
 
@@ -182,7 +187,7 @@ class OneStepStudent(MACFlowModule):
             z_next, _ = self.draw_noise(obs.shape[0], obs.device)
             next_actions = self.act(next_obs, batch.get("next_legal"), z_next)
             q_next = self.target_q_net(next_obs, next_actions, self.global_state(batch, "next_"))  # [K, B]
-            q_next = q_next.mean(0) if self.hparams.q_agg == "mean" else q_next.min(0).values
+            q_next = aggregate_ensemble(q_next, self.hparams.q_agg)
             target = batch["rewards"] + self.hparams.gamma * (1.0 - batch["dones"]) * q_next
         q = self.q_net(obs, batch["actions"], self.global_state(batch))  # [K, B]
         loss = (q - target).pow(2).mean()
@@ -208,7 +213,7 @@ class OneStepStudent(MACFlowModule):
             distill = (out - teacher_out.clamp(-1.0, 1.0)).pow(2).mean()
             q_tot = torch.func.functional_call(self.q_net, frozen, (obs, out.clamp(-1.0, 1.0),
                                                                     self.global_state(batch)))
-        q_tot = q_tot.mean(0) if self.hparams.actor_q_agg == "mean" else q_tot.min(0).values  # [B]
+        q_tot = aggregate_ensemble(q_tot, self.hparams.actor_q_agg)  # [B]
         scale = q_tot.abs().mean().detach().clamp_min(1e-6) if self.hparams.normalize_q_loss else q_tot.new_ones(())
         q_loss = -q_tot.mean() / scale
         return self.hparams.alpha * distill + q_loss, {

@@ -38,7 +38,8 @@ class FlowTeacher(MACFlowModule):
     """
 
     def __init__(self, vector_field: Callable[[int, int, int], VectorField] = AgentAttentionVectorField,
-                 flow_steps: int = 10, prediction: Literal["velocity", "endpoint"] = "velocity", lr: float = 3e-4, weight_decay: float = 0.0,
+                 flow_steps: int = 10, prediction: Literal["velocity", "endpoint"] = "velocity",
+                 lr: float = 3e-4, weight_decay: float = 0.0,
                  lr_schedule: Literal["constant", "cosine"] = "constant", compile: bool = False,
                  n_agents: int = 1, obs_dim: int = 1, action_dim: int = 1, state_dim: int = 0,
                  discrete: bool = False) -> None:

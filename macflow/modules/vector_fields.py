@@ -23,6 +23,12 @@ from torch import Tensor, nn
 from macflow.modules.layers import mlp, sinusoidal_embedding, with_agent_ids
 
 
+def per_agent_inputs(x_t: Tensor, t: Tensor, obs: Tensor) -> Tensor:
+    """Each agent's own features ``[onehot(i), o_i, x_i, t]``: ``[B, N, N + O + A + 1]``."""
+    t_agents = t[:, None, None].expand(-1, x_t.shape[1], 1)
+    return with_agent_ids(torch.cat([obs, x_t, t_agents], dim=-1), x_t.shape[1])
+
+
 class VectorField(nn.Module):
     """Base class of teacher vector fields: subclass it and implement :meth:`forward`."""
 
@@ -91,8 +97,7 @@ class AgentMixerVectorField(VectorField):
         self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, action_dim))
 
     def forward(self, x_t: Tensor, t: Tensor, obs: Tensor) -> Tensor:
-        t_agents = t[:, None, None].expand(-1, self.n_agents, 1)
-        h = self.embed_in(with_agent_ids(torch.cat([obs, x_t, t_agents], dim=-1), self.n_agents))
+        h = self.embed_in(per_agent_inputs(x_t, t, obs))
         for norm, attention, feed_forward in zip(self.attention_norms, self.attentions, self.feed_forwards):
             z = norm(h)
             h = h + attention(z, z, z, need_weights=False)[0]
@@ -124,5 +129,4 @@ class PerAgentVectorField(VectorField):
         self.net = mlp(n_agents + obs_dim + action_dim + 1, list(hidden_dims), action_dim)
 
     def forward(self, x_t: Tensor, t: Tensor, obs: Tensor) -> Tensor:
-        t_agents = t[:, None, None].expand(-1, self.n_agents, 1)
-        return self.net(with_agent_ids(torch.cat([obs, x_t, t_agents], dim=-1), self.n_agents))
+        return self.net(per_agent_inputs(x_t, t, obs))
