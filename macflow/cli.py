@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
+import yaml
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
@@ -15,6 +19,40 @@ class MACFlowCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         for name in LINKED_DIMS:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+
+    def parse_arguments(self, parser, args) -> None:
+        self._command_line = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
+        super().parse_arguments(parser, args)
+
+    def _parse_ckpt_path(self) -> None:
+        """With ``--ckpt_path``, Lightning 2.6 rebuilds the model from the checkpoint's hyperparameters, over the config
+        and the command line. Keep that (the network must match the weights), then put back the ``--model.init_args.*``
+        flags typed on the command line, so evaluation options (``eval_noise``, ``flow_steps``) can change at
+        ``validate``."""
+        super()._parse_ckpt_path()
+        overrides = model_init_overrides(self._command_line)
+        if overrides and self.config.get("subcommand") and self.config[self.config.subcommand].get("ckpt_path"):
+            model = {"class_path": self.config[self.config.subcommand].model.class_path, "init_args": overrides}
+            self.config = self.parser.parse_object({self.config.subcommand: {"model": model}}, self.config)
+
+
+def model_init_overrides(command_line: list[str]) -> dict[str, Any]:
+    """``--model.init_args.a.b=v`` (or ``--model.init_args.a.b v``) flags as a nested dict of YAML-parsed values."""
+    prefix, out = "--model.init_args.", {}
+    for i, token in enumerate(command_line):
+        if not token.startswith(prefix):
+            continue
+        key, sep, value = token[len(prefix):].partition("=")
+        if not sep:
+            if i + 1 >= len(command_line):
+                continue
+            value = command_line[i + 1]
+        *parents, leaf = key.split(".")
+        node = out
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
 
 
 def main(args: list[str] | None = None, run: bool = True) -> MACFlowCLI:

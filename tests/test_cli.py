@@ -80,3 +80,19 @@ def test_a_class_that_is_not_a_vector_field_is_rejected_at_parse_time():
     with pytest.raises(SystemExit):
         run_cli(["--config", str(CONFIGS / "coordination/teacher.yaml"),
                  "--model.init_args.vector_field=torch.nn.Linear"], run=False)
+
+
+
+def test_command_line_model_flags_win_over_the_checkpoint_at_validate(tmp_path: Path):
+    teacher_fit(tmp_path, "--trainer.max_steps=2", "--model.init_args.flow_steps=4")
+
+    def validate(*flags: str):
+        return run_cli(["validate", "--config", str(CONFIGS / "coordination/teacher.yaml"),
+                        "--data.init_args.n_eval_episodes=50", "--data.init_args.eval_batch_size=50",
+                        *quiet_trainer_args(tmp_path), "--trainer.callbacks=null",
+                        f"--ckpt_path={tmp_path / 'last.ckpt'}", *flags]).model.hparams
+
+    assert validate().flow_steps == 4  # the checkpoint's own value, over the config's 10
+    typed = validate("--model.init_args.flow_steps=2")
+    assert typed.flow_steps == 2 and typed.lr_schedule == "constant"  # a typed flag wins; the rest stays the checkpoint's
+    assert validate("--model.init_args.flow_steps", "3").flow_steps == 3
