@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -32,8 +33,12 @@ from macflow.modules import FlowTeacher, OneStepStudent  # noqa: E402
 QUALITIES = ("expert", "medium", "medium-replay", "random")
 NOTES = [
     "- The behaviour column is the mean return of the generated dataset itself (its manifest).",
-    "- Teacher network (since this table): `AgentMixerVectorField` with `prediction: endpoint`. The previous table "
-    "(joint MLP field, velocity prediction) had the teacher at 29.6 % and the student at 29.0 % on expert. "
+    "- Teacher batch (since this table): every MPE teacher trains on batches of 1024 transitions; the previous table "
+    "(commit f390b4b, batch 256, otherwise the same configs) had, teacher / student normalised: expert 68.8 / 63.0 %, "
+    "medium 20.9 / 20.8 %, medium-replay 14.9 / 12.9 %. Seed-0 scratch runs behind the change (2000 steps, 100 "
+    "evaluation episodes): expert teacher 81 %, its student 65 %; medium and medium-replay below.",
+    "- Teacher network (since commit f390b4b): `AgentMixerVectorField` with `prediction: endpoint`. The table before "
+    "it (joint MLP field, velocity prediction) had the teacher at 29.6 % and the student at 29.0 % on expert. "
     "Exploratory runs behind the change (seed-0 expert data, 100 evaluation episodes, 3000 steps; scratch "
     "scripts, not shipped, so read them as indications): joint MLP 30 % (velocity) / 33-38 % (endpoint); "
     "agent-attention 32 % / 36 %; per-agent (blind to the others) 36 % / 61-73 %; agent-mixer 83 % (endpoint; 72 % "
@@ -42,15 +47,23 @@ NOTES = [
     "agent-attention endpoint 36 %. So the velocity parametrisation and fields that read all 54 joint-observation "
     "dims from the first step both hurt: in rollouts the agents stopped short of the landmarks (2.1 of 3 landmarks "
     "uncovered at the end of an episode, against 0.07 with the agent-mixer).",
-    "- Student on expert: it stays below its teacher, with fresh, fixed or zero noise alike (seed 0 with 3000 "
-    "steps per stage: teacher 75 %, 128-wide student 66 %). The expert student config is 256 wide: with the "
-    "seed-0 teacher of this table's first run, 2000 steps, a 256-wide student scored 60 % and the 128-wide one "
-    "51 %. The other qualities' students are still 128 wide. Not tried: longer distillation.",
-    "- Medium and medium-replay: the teacher models the noisy behaviour and ends below it. The Q term did not lift the "
-    "student above the data in these 2000-step runs (seed 0, medium: alpha 10 gave 20.1 %, alpha 1 gave 22.9 % with "
-    "fresh noise). Plain per-agent regression BC on medium also reaches only 54.8 %, the behaviour's level, so beating "
-    "the data needs a value term that works. The critic is trained for only 2000 steps, together with the actor. "
-    "Not tried: a critic trained longer before the actor, OMAR-sized data (40k episodes), runs on a GPU.",
+    "- Student on expert (since this table): it distils for 6000 steps instead of 2000. Seed-0 scratch run from the "
+    "batch-1024 teacher (81 %): 66 % after 2000 steps, 83 % after 6000 (z = 0 alike), so at 2000 steps the student was "
+    "under-trained rather than limited by its teacher. The student is 256 wide: with an earlier seed-0 teacher, a "
+    "256-wide student scored 60 % and a 128-wide one 51 %. The medium, medium-replay and random students are still "
+    "128 wide and train 2000 steps; longer distillation was not tried on them.",
+    "- Medium and medium-replay. Exploratory runs (seed-0 medium "
+    "data, 2000 steps, 100 evaluation episodes; scratch configs, not shipped): the medium data's actions are the "
+    "expert's plus clipped force noise of std 1.7, so what the teacher must learn is a small shift of probability "
+    "between the +-1 corners, and a batch-256 teacher under-fits it: 18 % after 2000 steps, 31 % after 6000. With "
+    "batch 1024 it reached 49 % after 2000 steps (medium-replay: 20 %, in-training evaluation of 50 episodes). The "
+    "student is bounded by its teacher: from "
+    "the batch-256 teacher, alpha 10 / 0.5 / 0.05 gave 19 / 24 / 36 % (fresh noise); from the batch-1024 teacher, "
+    "alpha 10 and alpha 1 gave 29 % and 28 % (z = 0: 45 % and 40 %), and a batch-1024 student stood at 29 % after "
+    "1000 steps (25 % with batch 256, in-training evaluations; stopped for time). The value term itself works on this data: the shipped MA-TD3+BC baseline "
+    "(`macflow.modules.MATD3BC`, alpha 0.4 towards the logged actions, same critic) reached 65.7 %, above the data's "
+    "55 %. So beating the data here needs a teacher that fits the noisy conditional better (larger batches, longer "
+    "runs: the paper trains 500k steps) or a smaller alpha once it does. Not tried: OMAR-sized data, GPU-length runs.",
     "- The z = 0 column is the same student acting with zero noise, which is deterministic. It is reported next to the "
     "configured (fresh-noise) deployment, and the targets are judged on the configured one.",
     "- The evaluation was not tuned: every model is scored on the same evaluation seeds with the `policy` that "
@@ -94,6 +107,8 @@ def main() -> None:
     parser.add_argument("--render-from-log", type=Path, default=None,
                         help="rewrite the doc from the '[mpe_table] <quality> seed <k>: ...' lines of an earlier run's "
                              "output instead of training (the numbers are the ones that run printed)")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="evaluate the final.ckpt files an earlier run left under --out instead of training")
     parser.add_argument("--doc", type=Path, default=REPO / "docs/results_mpe.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -107,9 +122,14 @@ def main() -> None:
         for seed in args.seeds:
             root = args.out / quality / f"seed{seed}"
             steps = [] if args.max_steps is None else [f"--trainer.max_steps={args.max_steps}"]
-            teacher_ckpt = fit(f"{quality}_teacher.yaml", root / "teacher", seed, args.cache, *steps)
-            student_ckpt = fit(f"{quality}_student.yaml", root / "student", seed, args.cache, *steps,
-                               f"--model.init_args.teacher_ckpt={teacher_ckpt}")
+            if args.eval_only:
+                teacher_ckpt, student_ckpt = root / "teacher/final.ckpt", root / "student/final.ckpt"
+                if not (teacher_ckpt.is_file() and student_ckpt.is_file()):
+                    raise SystemExit(f"--eval-only: no final.ckpt under {root}/{{teacher,student}}; train that cell first")
+            else:
+                teacher_ckpt = fit(f"{quality}_teacher.yaml", root / "teacher", seed, args.cache, *steps)
+                student_ckpt = fit(f"{quality}_student.yaml", root / "student", seed, args.cache, *steps,
+                                   f"--model.init_args.teacher_ckpt={teacher_ckpt}")
             dm = MPEDataModule(quality=quality, data_seed=seed, cache_dir=args.cache)
             dm.prepare_data()
             dm.setup()
@@ -155,13 +175,26 @@ def render_from_log(args) -> None:
     write_doc(args, rows, json.loads(dm.references_path().read_text()), seconds)
 
 
+def config_steps(quality: str, stage: str) -> int:
+    """``trainer.max_steps`` of ``configs/mpe/<quality>_<stage>.yaml``."""
+    return int(yaml.safe_load((REPO / "configs/mpe" / f"{quality}_{stage}.yaml").read_text())["trainer"]["max_steps"])
+
+
+def steps_text(args, rows: dict) -> str:
+    if args.max_steps is not None:
+        return f"{args.max_steps} per stage (--max-steps)"
+    return ", ".join(f"{q} {config_steps(q, 'teacher')} / {config_steps(q, 'student')}" for q in rows) + \
+        " (teacher / student, from the configs)"
+
+
 def write_doc(args, rows: dict, refs: dict, seconds: float) -> None:
     lines = [
         "# MPE simple_spread results",
         "",
         "Made by `OMP_NUM_THREADS=1 python benchmarks/mpe_table.py --seeds "
         f"{' '.join(map(str, args.seeds))}` (configs `configs/mpe/<quality>_{{teacher,student}}.yaml`, CPU-sized "
-        f"networks, {args.max_steps or 2000} gradient steps per stage; {seconds / 60:.0f} min on a shared 2-core CPU). Do not edit by hand.",
+        f"networks; gradient steps {steps_text(args, rows)}; {seconds / 60:.0f} min on a shared 2-core CPU). "
+        "Do not edit by hand.",
         *([] if args.render_from_log is None else [
             "", "This run was split by quality over parallel processes (`--qualities ...`) and the table rendered "
             "from their concatenated logs with `--render-from-log`; the time is the longest process's."]),

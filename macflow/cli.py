@@ -21,6 +21,7 @@ class MACFlowCLI(LightningCLI):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
     def parse_arguments(self, parser, args) -> None:
+        """Keep the raw command line: :meth:`_parse_ckpt_path` needs to know which flags the user typed."""
         self._command_line = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
         super().parse_arguments(parser, args)
 
