@@ -34,7 +34,7 @@ QUALITIES = ("expert", "medium", "medium-replay", "random")
 NOTES = [
     "- The behaviour column is the mean return of the generated dataset itself (its manifest).",
     "- Teacher batch (since this table): every MPE teacher trains on batches of 1024 transitions; the previous table "
-    "(commit f390b4b, batch 256, otherwise the same configs) had, teacher / student normalised: expert 68.8 / 63.0 %, "
+    "(commit f390b4b: batch 256 and a 2000-step expert student, otherwise the same configs) had, teacher / student normalised: expert 68.8 / 63.0 %, "
     "medium 20.9 / 20.8 %, medium-replay 14.9 / 12.9 %. Seed-0 scratch runs behind the change (2000 steps, 100 "
     "evaluation episodes): expert teacher 81 %, its student 65 %; medium and medium-replay below.",
     "- Teacher network (since commit f390b4b): `AgentMixerVectorField` with `prediction: endpoint`. The table before "
@@ -60,7 +60,8 @@ NOTES = [
     "student is bounded by its teacher: from "
     "the batch-256 teacher, alpha 10 / 0.5 / 0.05 gave 19 / 24 / 36 % (fresh noise); from the batch-1024 teacher, "
     "alpha 10 and alpha 1 gave 29 % and 28 % (z = 0: 45 % and 40 %), and a batch-1024 student stood at 29 % after "
-    "1000 steps (25 % with batch 256, in-training evaluations; stopped for time). The value term itself works on this data: the shipped MA-TD3+BC baseline "
+    "1000 steps (25 % with batch 256, in-training evaluations; stopped for time). The value term itself works on "
+    "this data: the shipped MA-TD3+BC baseline "
     "(`macflow.modules.MATD3BC`, alpha 0.4 towards the logged actions, same critic) reached 65.7 %, above the data's "
     "55 %. So beating the data here needs a teacher that fits the noisy conditional better (larger batches, longer "
     "runs: the paper trains 500k steps) or a smaller alpha once it does. Not tried: OMAR-sized data, GPU-length runs.",
@@ -125,7 +126,8 @@ def main() -> None:
             if args.eval_only:
                 teacher_ckpt, student_ckpt = root / "teacher/final.ckpt", root / "student/final.ckpt"
                 if not (teacher_ckpt.is_file() and student_ckpt.is_file()):
-                    raise SystemExit(f"--eval-only: no final.ckpt under {root}/{{teacher,student}}; train that cell first")
+                    raise SystemExit(f"--eval-only: no final.ckpt under {root}/{{teacher,student}}; "
+                                     "train that cell first")
             else:
                 teacher_ckpt = fit(f"{quality}_teacher.yaml", root / "teacher", seed, args.cache, *steps)
                 student_ckpt = fit(f"{quality}_student.yaml", root / "student", seed, args.cache, *steps,
@@ -196,7 +198,7 @@ def write_doc(args, rows: dict, refs: dict, seconds: float) -> None:
         f"networks; gradient steps {steps_text(args, rows)}; {seconds / 60:.0f} min on a shared 2-core CPU). "
         "Do not edit by hand.",
         *([] if args.render_from_log is None else [
-            "", "This run was split by quality over parallel processes (`--qualities ...`) and the table rendered "
+            "", "This run was split over parallel processes (by `--qualities` and `--seeds`) and the table rendered "
             "from their concatenated logs with `--render-from-log`; the time is the longest process's."]),
         "",
         "mpe2 `simple_spread_v3`, N = 3, 25 steps, plain mpe2 physics and reward; return = Σ_t mean_i r_{t,i}. "
