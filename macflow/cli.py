@@ -31,14 +31,20 @@ class MACFlowCLI(LightningCLI):
         flags typed on the command line, so evaluation options (``eval_noise``, ``flow_steps``) can change at
         ``validate``."""
         super()._parse_ckpt_path()
+        subcommand = self.config.get("subcommand")
+        if not (subcommand and self.config[subcommand].get("ckpt_path")):
+            return
         overrides = model_init_overrides(self._command_line)
-        if overrides and self.config.get("subcommand") and self.config[self.config.subcommand].get("ckpt_path"):
-            model = {"class_path": self.config[self.config.subcommand].model.class_path, "init_args": overrides}
-            self.config = self.parser.parse_object({self.config.subcommand: {"model": model}}, self.config)
+        if overrides:
+            model = {"class_path": self.config[subcommand].model.class_path, "init_args": overrides}
+            self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
 
 
 def model_init_overrides(command_line: list[str]) -> dict[str, Any]:
-    """``--model.init_args.a.b=v`` (or ``--model.init_args.a.b v``) flags as a nested dict of YAML-parsed values."""
+    """``--model.init_args.a.b=v`` (or ``--model.init_args.a.b v``) flags as a nested dict of YAML-parsed values.
+
+    A module given by class path (``--model.init_args.vector_field=pkg.Field``) takes its own flags
+    (``--model.init_args.vector_field.width=64``) as ``init_args``, as jsonargparse reads them."""
     prefix, out = "--model.init_args.", {}
     for i, token in enumerate(command_line):
         if not token.startswith(prefix):
@@ -48,10 +54,14 @@ def model_init_overrides(command_line: list[str]) -> dict[str, Any]:
             if i + 1 >= len(command_line):
                 continue
             value = command_line[i + 1]
-        *parents, leaf = key.split(".")
+        *parents, leaf = [name for name in key.split(".") if name != "init_args"]
         node = out
         for name in parents:
+            if isinstance(node.get(name), str):  # a class path given earlier on the command line
+                node[name] = {"class_path": node[name]}
             node = node.setdefault(name, {})
+            if "class_path" in node:
+                node = node.setdefault("init_args", {})
         node[leaf] = yaml.safe_load(value)
     return out
 

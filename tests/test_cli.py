@@ -96,3 +96,13 @@ def test_command_line_model_flags_win_over_the_checkpoint_at_validate(tmp_path: 
     typed = validate("--model.init_args.flow_steps=2")
     assert typed.flow_steps == 2 and typed.lr_schedule == "constant"  # a typed flag wins; the rest stays the checkpoint's
     assert validate("--model.init_args.flow_steps", "3").flow_steps == 3
+
+
+def test_typed_model_flags_nest_under_a_class_path_like_jsonargparse():
+    from macflow.cli import model_init_overrides
+
+    flags = ["--model.init_args.vector_field=my.Field", "--model.init_args.vector_field.width=16",
+             "--model.init_args.vector_field.init_args.depth", "2", "--model.init_args.flow_steps=3",
+             "--seed_everything=1"]
+    field = {"class_path": "my.Field", "init_args": {"width": 16, "depth": 2}}
+    assert model_init_overrides(flags) == {"vector_field": field, "flow_steps": 3}
