@@ -26,10 +26,10 @@ class MACFlowCLI(LightningCLI):
         super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
-        """With ``--ckpt_path``, Lightning 2.6 rebuilds the model from the checkpoint's hyperparameters, over the config
-        and the command line. Keep that (the network must match the weights), then put back the ``--model.init_args.*``
-        flags typed on the command line, so evaluation options (``eval_noise``, ``flow_steps``) can change at
-        ``validate``."""
+        """With ``--ckpt_path``, Lightning 2.6 rebuilds the model from the checkpoint's hyperparameters, over the
+        config and the command line. Keep that (the network must match the weights), then put back the
+        ``--model.init_args.*`` flags typed on the command line, so evaluation options (``eval_noise``,
+        ``flow_steps``) can change at ``validate``."""
         super()._parse_ckpt_path()
         subcommand = self.config.get("subcommand")
         if not (subcommand and self.config[subcommand].get("ckpt_path")):
@@ -43,9 +43,10 @@ class MACFlowCLI(LightningCLI):
 def model_init_overrides(command_line: list[str]) -> dict[str, Any]:
     """``--model.init_args.a.b=v`` (or ``--model.init_args.a.b v``) flags as a nested dict of YAML-parsed values.
 
-    A module given by class path (``--model.init_args.vector_field=pkg.Field``) takes its own flags
-    (``--model.init_args.vector_field.width=64``) as ``init_args``, as jsonargparse reads them."""
-    prefix, out = "--model.init_args.", {}
+    ``init_args`` may be left out, as jsonargparse allows (``--model.flow_steps=3``). A module given by class path
+    (``--model.init_args.vector_field=pkg.Field``) takes its own flags (``--model.init_args.vector_field.width=64``)
+    as ``init_args``, as jsonargparse reads them."""
+    prefix, out = "--model.", {}
     for i, token in enumerate(command_line):
         if not token.startswith(prefix):
             continue
@@ -54,7 +55,10 @@ def model_init_overrides(command_line: list[str]) -> dict[str, Any]:
             if i + 1 >= len(command_line):
                 continue
             value = command_line[i + 1]
-        *parents, leaf = [name for name in key.split(".") if name != "init_args"]
+        names = [name for name in key.split(".") if name != "init_args"]
+        if not names or names[0] in ("class_path", "dict_kwargs"):  # the model class comes from the checkpoint
+            continue
+        *parents, leaf = names
         node = out
         for name in parents:
             if isinstance(node.get(name), str):  # a class path given earlier on the command line

@@ -82,7 +82,6 @@ def test_a_class_that_is_not_a_vector_field_is_rejected_at_parse_time():
                  "--model.init_args.vector_field=torch.nn.Linear"], run=False)
 
 
-
 def test_command_line_model_flags_win_over_the_checkpoint_at_validate(tmp_path: Path):
     teacher_fit(tmp_path, "--trainer.max_steps=2", "--model.init_args.flow_steps=4")
 
@@ -94,7 +93,8 @@ def test_command_line_model_flags_win_over_the_checkpoint_at_validate(tmp_path: 
 
     assert validate().flow_steps == 4  # the checkpoint's own value, over the config's 10
     typed = validate("--model.init_args.flow_steps=2")
-    assert typed.flow_steps == 2 and typed.lr_schedule == "constant"  # a typed flag wins; the rest stays the checkpoint's
+    # a typed flag wins; the rest stays the checkpoint's
+    assert typed.flow_steps == 2 and typed.lr_schedule == "constant"
     assert validate("--model.init_args.flow_steps", "3").flow_steps == 3
 
 
@@ -106,3 +106,6 @@ def test_typed_model_flags_nest_under_a_class_path_like_jsonargparse():
              "--seed_everything=1"]
     field = {"class_path": "my.Field", "init_args": {"width": 16, "depth": 2}}
     assert model_init_overrides(flags) == {"vector_field": field, "flow_steps": 3}
+    # init_args left out, as jsonargparse allows; the model class itself is not taken
+    shorthand = ["--model.flow_steps=3", "--model.class_path=macflow.modules.FlowTeacher", "--model.lr", "0.5"]
+    assert model_init_overrides(shorthand) == {"flow_steps": 3, "lr": 0.5}
