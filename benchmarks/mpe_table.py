@@ -88,7 +88,8 @@ NOTES = [
 ]
 
 
-def fit(config: str, root: Path, seed: int, cache: str, *extra: str) -> Path:
+def fit(config: str, root: Path, seed: int, cache: str, *extra: str) -> None:
+    """Train one stage through the real CLI; it writes ``<root>/final.ckpt``."""
     sys.argv = ["macflow"]
     cli_main(["fit", "--config", str(REPO / "configs/mpe" / config), f"--seed_everything={seed}",
               f"--data.init_args.data_seed={seed}", f"--data.init_args.cache_dir={cache}",
@@ -96,7 +97,6 @@ def fit(config: str, root: Path, seed: int, cache: str, *extra: str) -> Path:
               "--trainer.enable_model_summary=false", "--trainer.val_check_interval=100000",
               "--trainer.callbacks=macflow.callbacks.FinalCheckpoint", f"--trainer.callbacks.path={root}/final.ckpt",
               *extra])
-    return root / "final.ckpt"
 
 
 def evaluate(model, dm: MPEDataModule, episodes: int) -> tuple[float, float]:
@@ -142,19 +142,18 @@ def main() -> None:
         for seed in args.seeds:
             root = args.out / quality / f"seed{seed}"
             steps = [] if args.max_steps is None else [f"--trainer.max_steps={args.max_steps}"]
+            teacher_ckpt, student_ckpt = root / "teacher/final.ckpt", root / "student/final.ckpt"  # fit() writes these
             if args.eval_only:
-                teacher_ckpt, student_ckpt = root / "teacher/final.ckpt", root / "student/final.ckpt"
                 if not (teacher_ckpt.is_file() and student_ckpt.is_file()):
                     raise SystemExit(f"--eval-only: no final.ckpt under {root}/{{teacher,student}}; "
                                      "train that cell first")
             else:
-                teacher_ckpt = root / "teacher/final.ckpt"
                 if not args.reuse_teachers:
-                    teacher_ckpt = fit(f"{quality}_teacher.yaml", root / "teacher", seed, args.cache, *steps)
+                    fit(f"{quality}_teacher.yaml", root / "teacher", seed, args.cache, *steps)
                 elif not teacher_ckpt.is_file():
                     raise SystemExit(f"--reuse-teachers: no {teacher_ckpt}; train that cell's teacher first")
-                student_ckpt = fit(f"{quality}_student.yaml", root / "student", seed, args.cache, *steps,
-                                   f"--model.init_args.teacher_ckpt={teacher_ckpt}")
+                fit(f"{quality}_student.yaml", root / "student", seed, args.cache, *steps,
+                    f"--model.init_args.teacher_ckpt={teacher_ckpt}")
             dm = MPEDataModule(quality=quality, data_seed=seed, cache_dir=args.cache)
             dm.prepare_data()
             dm.setup()
