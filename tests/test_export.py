@@ -13,16 +13,23 @@ from torch import nn
 
 from conftest import CONFIGS, REPO, coordination_callbacks, quiet_trainer_args, run_cli
 from macflow.export import AgentPolicy, export, load_student
-from macflow.modules import OneStepStudent, StudentPolicy
+from macflow.modules import EntityAttentionPolicy, OneStepStudent, SharedMLPPolicy, StudentPolicy
 
 
-def make_student(tmp_path, noise: str = "shared", discrete: bool = False) -> tuple[OneStepStudent, str]:
+def entity_policy(*dims: int) -> EntityAttentionPolicy:
+    """An attention student (two entities of two dims in o_i): its fused inference kernels have no ONNX form."""
+    return EntityAttentionPolicy(*dims, entity_groups=[[1, 2, 2]], width=16)
+
+
+def make_student(tmp_path, noise: str = "shared", discrete: bool = False, policy: str = "mlp"
+                 ) -> tuple[OneStepStudent, str]:
     """A randomly initialised student saved as a checkpoint (no teacher needed to export)."""
     torch.manual_seed(0)
     action_dim = 4 if discrete else 2
-    student = OneStepStudent(teacher_ckpt=str(tmp_path / "no_teacher.ckpt"), noise=noise, n_agents=3, obs_dim=5,
-                             action_dim=action_dim, state_dim=0, discrete=discrete)
-    path = tmp_path / f"student_{noise}_{discrete}.ckpt"
+    policies = {"mlp": SharedMLPPolicy, "entity": entity_policy}
+    student = OneStepStudent(teacher_ckpt=str(tmp_path / "no_teacher.ckpt"), policy=policies[policy], noise=noise,
+                             n_agents=3, obs_dim=5, action_dim=action_dim, state_dim=0, discrete=discrete)
+    path = tmp_path / f"student_{noise}_{discrete}_{policy}.ckpt"
     torch.save({"hyper_parameters": dict(student.hparams), "state_dict": student.state_dict()}, path)
     return student.eval(), str(path)
 
@@ -53,11 +60,12 @@ def run_exported(fmt: str, path, obs, z, legal):
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-@pytest.mark.parametrize("noise,discrete", [("shared", False), ("independent", False), ("independent", True)])
-def test_exported_agents_give_the_modules_actions(tmp_path, fmt, noise, discrete):
+@pytest.mark.parametrize("noise,discrete,policy", [("shared", False, "mlp"), ("independent", False, "mlp"),
+                                                   ("independent", True, "mlp"), ("shared", False, "entity")])
+def test_exported_agents_give_the_modules_actions(tmp_path, fmt, noise, discrete, policy):
     if fmt == "onnx":
         pytest.importorskip("onnx")
-    student, ckpt = make_student(tmp_path, noise, discrete)
+    student, ckpt = make_student(tmp_path, noise, discrete, policy)
     files = export(ckpt, fmt, tmp_path / "out")
     assert [f.name for f in files] == [f"agent_{i}.{'pt' if fmt == 'torchscript' else 'onnx'}" for i in range(3)]
     manifest = json.loads((tmp_path / "out/policy.json").read_text())

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from macflow.modules import (QMIX, AgentAttentionVectorField, AgentMixerVectorField, EnsembleCritic,
-                             JointMLPVectorField, PerAgentVectorField, SharedMLPPolicy, VDNMean, VDNSum)
+                             EntityAttentionPolicy, JointMLPVectorField, PerAgentVectorField, SharedMLPPolicy, VDNMean,
+                             VDNSum)
 
 B, N, O, A = 5, 3, 4, 2
 
@@ -54,10 +55,16 @@ def test_per_agent_field_is_blind_to_other_agents(change):
     assert _cross_agent_change(PerAgentVectorField(O, A, N), change) == 0.0
 
 
+def entity_policy(obs_dim: int, action_dim: int, n_agents: int, noise_dim: int) -> EntityAttentionPolicy:
+    """Observation dims 1..2 hold two entities of one dim each; dims 0 and 3 are the agent's own."""
+    return EntityAttentionPolicy(obs_dim, action_dim, n_agents, noise_dim, entity_groups=[[1, 2, 1]], width=16)
+
+
+@pytest.mark.parametrize("policy", [SharedMLPPolicy, entity_policy])
 @pytest.mark.parametrize("noise_dim", [A, N * A])
-def test_student_agent_output_depends_only_on_its_own_inputs(noise_dim):
+def test_student_agent_output_depends_only_on_its_own_inputs(noise_dim, policy):
     torch.manual_seed(0)
-    pi = SharedMLPPolicy(O, A, N, noise_dim)
+    pi = policy(O, A, N, noise_dim)
     obs, z = torch.randn(B, N, O), torch.randn(B, N, noise_dim)
     out = pi(obs, z)
     assert out.shape == (B, N, A)
@@ -70,6 +77,22 @@ def test_student_agent_output_depends_only_on_its_own_inputs(noise_dim):
     # agent ids make shared weights act differently per agent on identical inputs
     same = pi(obs[:, :1].expand(B, N, O), z[:, :1].expand(B, N, noise_dim))
     assert not torch.allclose(same[:, 0], same[:, 1])
+
+
+def test_entity_policy_reads_each_group_as_a_set():
+    torch.manual_seed(0)
+    pi = entity_policy(O, A, N, A)
+    obs, z = torch.randn(B, N, O), torch.randn(B, N, A)
+    swapped = obs[..., [0, 2, 1, 3]]  # the two entities exchanged: the same set
+    assert torch.allclose(pi(swapped, z), pi(obs, z), atol=1e-6)
+    own_swapped = obs[..., [3, 1, 2, 0]]  # the agent's own dims are an ordered vector, not a set
+    assert not torch.allclose(pi(own_swapped, z), pi(obs, z), atol=1e-3)
+
+
+@pytest.mark.parametrize("groups", [[[3, 2, 1]], [[0, 2, 1], [1, 1, 1]]])
+def test_entity_policy_rejects_groups_outside_or_overlapping(groups):
+    with pytest.raises(ValueError, match="entity group"):
+        EntityAttentionPolicy(O, A, N, A, entity_groups=groups)
 
 
 def test_critic_is_per_agent_ensemble():

@@ -3,7 +3,7 @@
 from macflow.modules.base import MACFlowModule
 from macflow.modules.critics import AgentCritic, EnsembleCritic
 from macflow.modules.mixers import QMIX, Mixer, VDNMean, VDNSum
-from macflow.modules.policies import SharedMLPPolicy, StudentPolicy
+from macflow.modules.policies import EntityAttentionPolicy, SharedMLPPolicy, StudentPolicy
 from macflow.modules.student import OneStepStudent
 from macflow.modules.teacher import FlowTeacher
 from macflow.modules.vector_fields import (AgentAttentionVectorField, AgentMixerVectorField, JointMLPVectorField,
@@ -11,7 +11,7 @@ from macflow.modules.vector_fields import (AgentAttentionVectorField, AgentMixer
 
 __all__ = ["MACFlowModule", "FlowTeacher", "OneStepStudent", "VectorField", "AgentAttentionVectorField",
            "AgentMixerVectorField", "JointMLPVectorField", "PerAgentVectorField", "StudentPolicy", "SharedMLPPolicy",
-           "AgentCritic", "EnsembleCritic", "Mixer", "VDNMean", "VDNSum", "QMIX"]
+           "EntityAttentionPolicy", "AgentCritic", "EnsembleCritic", "Mixer", "VDNMean", "VDNSum", "QMIX"]
 
 # baselines (issue 5)
 from macflow.modules.diffusion import DiffusionPolicy  # noqa: E402
