@@ -3,6 +3,7 @@ the multimodal expert, normalised scores, and a short end-to-end fit that beats 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -176,8 +177,6 @@ def test_normalized_score_uses_the_stored_references(tmp_path):
 
 @pytest.mark.slow
 def test_short_fit_on_tiny_generated_data_beats_the_untrained_student(tmp_path):
-    from macflow.modules import OneStepStudent
-
     cache = tmp_path / "cache"
     data = [f"--data.init_args.cache_dir={cache}", "--data.init_args.n_episodes=300",
             "--data.init_args.n_reference_episodes=20", "--data.init_args.n_eval_episodes=20",
@@ -197,11 +196,10 @@ def test_short_fit_on_tiny_generated_data_beats_the_untrained_student(tmp_path):
     assert list((student_root / "figures").glob("trajectories_step*.png"))
     dm = cli.datamodule
     torch.manual_seed(0)
-    untrained = OneStepStudent(teacher_ckpt=str(teacher_root / "teacher.ckpt"), n_agents=3, obs_dim=18,
-                               action_dim=2, noise="shared",
-                               policy=lambda o, a, n, z: __import__("macflow").modules.SharedMLPPolicy(
-                                   o, a, n, z, hidden_dims=[128, 128, 128]))
-    untrained.configure_model()
+    untrained = copy.deepcopy(cli.model)  # the configured student network, freshly initialised
+    for module in untrained.actor.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
     seeds = list(range(1_000_000, 1_000_020))
     before = rollout(dm.make_env(seeds), untrained.policy)["return"].mean().item()
     assert trained > before + 3.0, (trained, before)
