@@ -118,26 +118,18 @@ def input_names(student: OneStepStudent) -> list[str]:
 def export_agent(policy: AgentPolicy, student: OneStepStudent, path: Path, fmt: Literal["onnx", "torchscript"]
                  ) -> None:
     inputs = example_inputs(student)
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    # attention's fused inference kernels (nn.TransformerEncoderLayer, nn.MultiheadAttention) have no ONNX form:
-    # trace the plain operators instead
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer / deprecation chatter
-            if fmt == "torchscript":
-                torch.jit.save(torch.jit.trace(policy, inputs), str(path))
-                return
-            try:
-                import onnx  # noqa: F401  (the legacy exporter needs it to write the model)
-            except ImportError as err:
-                raise ImportError("ONNX export needs the optional extra: pip install onnx onnxruntime") from err
-            names = input_names(student)
-            torch.onnx.export(policy, inputs, str(path), input_names=names, output_names=["action"],
-                              dynamic_axes={n: {0: "batch"} for n in [*names, "action"]}, opset_version=17,
-                              dynamo=False)
-    finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer / deprecation chatter
+        if fmt == "torchscript":
+            torch.jit.save(torch.jit.trace(policy, inputs), str(path))
+            return
+        try:
+            import onnx  # noqa: F401  (the legacy exporter needs it to write the model)
+        except ImportError as err:
+            raise ImportError("ONNX export needs the optional extra: pip install onnx onnxruntime") from err
+        names = input_names(student)
+        torch.onnx.export(policy, inputs, str(path), input_names=names, output_names=["action"],
+                          dynamic_axes={n: {0: "batch"} for n in [*names, "action"]}, opset_version=17, dynamo=False)
 
 
 def export(ckpt: str | Path, fmt: Literal["onnx", "torchscript"], out: str | Path | None = None) -> list[Path]:

@@ -45,8 +45,6 @@ class SharedMLPPolicy(StudentPolicy):
         return self.net(with_agent_ids(torch.cat([obs, z], dim=-1), self.n_agents))
 
 
-
-
 class EntityAttentionPolicy(StudentPolicy):
     """A shared transformer over the entities in one agent's own observation (landmarks, other agents, ...).
 
@@ -95,15 +93,17 @@ class EntityAttentionPolicy(StudentPolicy):
 class EntityBlock(nn.Module):
     """Pre-LayerNorm transformer block over the token axis (-2) of ``[..., tokens, width]``.
 
-    Written out with ``scaled_dot_product_attention`` rather than ``nn.TransformerEncoderLayer``, whose fused
-    inference path fixes the batch size in exported ONNX graphs."""
+    Written out with ``scaled_dot_product_attention`` rather than ``nn.TransformerEncoderLayer``: the latter's
+    fused inference kernel has no ONNX form, and its unfused path traces a fixed batch size into exported graphs
+    (``python -m macflow export``; tests/test_export.py covers this policy)."""
 
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} must be a multiple of heads {heads}")
         self.heads = heads
-        self.attention_norm, self.qkv, self.out = nn.LayerNorm(width), nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.attention_norm = nn.LayerNorm(width)
+        self.qkv, self.out = nn.Linear(width, 3 * width), nn.Linear(width, width)
         self.feed_forward = nn.Sequential(nn.LayerNorm(width), mlp(width, [2 * width], width))
 
     def forward(self, x: Tensor) -> Tensor:
