@@ -70,9 +70,9 @@ NOTES = [
     "alpha 10 or alpha 100 both gave 78.8 %, so neither the schedule nor the Q term held it back. Seed-0 probe of "
     "the entity student (a first version built on `nn.TransformerEncoderLayer`, since replaced because its fused "
     "kernel fixes the batch size in exported ONNX graphs): 90.4 / 89.5 % at steps 2000 / 4000 (in-training), 89.6 % "
-    "at 6000 (100 episodes). Not taken yet: the seed-1 student with cosine learning-rate decay scored 87.8 % "
-    "(100 episodes, scratch run of the same config) against this table's 84.7 % for seed 1; one seed, so a "
-    "candidate for the next table rather than a finding.",
+    "at 6000 (100 episodes). The table's students also use `lr_schedule: cosine` (warm-up, then cosine decay): "
+    "the same config with a constant rate (commit c1d8afa, same teachers) gave 88.2 / 84.7 / 83.1 % on seeds "
+    "0 / 1 / 2, 85.3 ± 2.6 %.",
     "- Students on medium and medium-replay (since commit 857052c): 256 wide (was 128), 6000 distillation steps (was "
     "2000) and alpha 0.3 (was 10). These two rows come from a run with `--reuse-teachers`: their teachers are the "
     "previous table's checkpoints (teacher configs unchanged) and only the students were retrained; the random row "
