@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -27,12 +28,12 @@ from macflow.modules import EntityAttentionPolicy, FlowTeacher, SharedMLPPolicy 
 
 STEP_BINS = ((0, 3), (3, 8), (8, 15), (15, 25))
 HELD_OUT_EPISODES = 200
-MPE3_ENTITIES = [[4, 3, 2], [10, 2, 2]]
+EXPERT_POLICY = yaml.safe_load((REPO / "configs/mpe/expert_student.yaml").read_text())["model"]["init_args"]["policy"]
 STUDENTS = {  # name -> (factory(obs_dim, action_dim, n_agents, noise_dim), gradient steps)
     "MLP 256x3 (the previous expert student)": (lambda *d: SharedMLPPolicy(*d, hidden_dims=[256] * 3), 3000),
     "MLP 256x4": (lambda *d: SharedMLPPolicy(*d, hidden_dims=[256] * 4), 3000),
-    "EntityAttentionPolicy width 64, depth 2 (the expert config)":
-        (lambda *d: EntityAttentionPolicy(*d, entity_groups=MPE3_ENTITIES, width=64, depth=2), 3000),
+    "EntityAttentionPolicy width {width}, depth {depth} (the expert config)".format(**EXPERT_POLICY["init_args"]):
+        (lambda *d: EntityAttentionPolicy(*d, **EXPERT_POLICY["init_args"]), 3000),
 }
 
 
@@ -58,15 +59,21 @@ def main() -> None:
     dm.prepare_data()
     dm.setup()
     ckpt = REPO / f"runs/benchmarks/mpe/expert/seed{args.seed}/teacher/final.ckpt"
+    if not ckpt.is_file():
+        raise SystemExit(f"no teacher at {ckpt}: train it first with "
+                         f"python benchmarks/mpe_table.py --qualities expert --seeds {args.seed}")
     teacher = FlowTeacher.load_from_checkpoint(ckpt, map_location="cpu").eval()
     data = dm.data
     obs = data.gather(torch.arange(data.n_transitions))["obs"]
     n, a = teacher.n_agents, teacher.action_dim
     gen = torch.Generator().manual_seed(args.seed)
-    with torch.no_grad():
-        label = [teacher.sample(o, torch.randn(len(o), n, a, generator=gen)).clamp(-1, 1) for o in obs.split(4096)]
-        again = [teacher.sample(o, torch.randn(len(o), n, a, generator=gen)).clamp(-1, 1) for o in obs.split(4096)]
-    target, target_again = torch.cat(label), torch.cat(again)
+
+    @torch.no_grad()
+    def teacher_actions() -> torch.Tensor:  # one fresh noise draw per call
+        return torch.cat([teacher.sample(o, torch.randn(len(o), n, a, generator=gen)).clamp(-1, 1)
+                          for o in obs.split(4096)])
+
+    target, target_again = teacher_actions(), teacher_actions()
     spread = (target - target_again).pow(2).mean().item() / 2
     steps = step_in_episode(data.episode_ids)
     held_out = data.episode_ids > data.episode_ids.max() - HELD_OUT_EPISODES

@@ -17,7 +17,7 @@ from macflow.modules import EntityAttentionPolicy, OneStepStudent, SharedMLPPoli
 
 
 def entity_policy(*dims: int) -> EntityAttentionPolicy:
-    """An attention student (two entities of two dims in o_i): its fused inference kernels have no ONNX form."""
+    """An attention student (two entities of two dims in o_i): its attention must export with a dynamic batch."""
     return EntityAttentionPolicy(*dims, entity_groups=[[1, 2, 2]], width=16)
 
 
