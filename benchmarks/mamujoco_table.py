@@ -35,8 +35,12 @@ from macflow.datamodules.base import EVAL_SEED_OFFSET  # noqa: E402
 from macflow.modules import FlowTeacher, OneStepStudent  # noqa: E402
 
 QUALITIES = ("medium", "expert", "medium-replay", "medium-expert", "random")
-START, END = "<!-- table:start -->", "<!-- table:end -->"
-DATA_START, DATA_END = "<!-- data:start -->", "<!-- data:end -->"
+
+
+def markers(scenario: str, section: str) -> tuple[str, str]:
+    """Start and end comments of one scenario's ``data`` or ``table`` section of the doc."""
+    return f"<!-- {scenario} {section}:start -->", f"<!-- {scenario} {section}:end -->"
+
 
 
 def replace_section(doc: Path, start: str, end: str, lines: list[str]) -> None:
@@ -86,7 +90,7 @@ def write_data_doc(args) -> None:
     lines += ["", "Behaviour training (cached, shared by all qualities of a seed):", "", *budget_lines,
               "", "collection s = seconds of the whole prepare_data() call for that dataset (the first one of a "
               "seed includes the behaviour training)."]
-    replace_section(args.doc, DATA_START, DATA_END, lines)
+    replace_section(args.doc, *markers(args.scenario, "data"), lines)
 
 
 def fit(config: Path, root: Path, seed: int, quality: str, cache: str, *extra: str) -> Path:
@@ -214,7 +218,7 @@ def write_doc(args, cells: list[dict]) -> None:
             f"seed {c['seed']}: {c['data']:.0f} / {c['teacher']:.0f} / "
             + (f"{c['teacher_held']:.0f}" if "teacher_held" in c else "–")
             + f" / {c['student']:.0f} ({c['student'] / c['data']:.2f}, {c['seconds'] / 60:.1f} min)" for c in cs))
-    replace_section(args.doc, START, END, lines)
+    replace_section(args.doc, *markers(args.scenario, "table"), lines)
 
 
 def run_cell(args, q: str, seed: int) -> dict:

@@ -166,6 +166,25 @@ def test_hopper_random_data_marks_falls_as_terminal(tmp_path):
     assert (d.observations.shape[1:], d.actions.shape[1:]) == ((3, 9), (3, 1))
 
 
+def test_cached_data_made_under_another_budget_definition_is_made_again(tmp_path):
+    dm = _tiny(tmp_path, scenario="Hopper", quality="random", n_episodes=2)
+    dm.prepare_data()
+    manifest_path = dm.dataset_path().with_suffix(".json")
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["budget"] == BUDGETS["tiny"].as_dict()
+    manifest["budget"]["ars_iterations"] += 1  # as if the budget's definition had changed since
+    manifest_path.write_text(json.dumps(manifest))
+    dm.prepare_data()
+    assert json.loads(manifest_path.read_text())["budget"] == BUDGETS["tiny"].as_dict()
+
+
+def test_budget_keys_ignore_unset_ars_settings():
+    from macflow.datagen.mamujoco import Budget
+
+    assert Budget().key("ars") == Budget(ars_directions=None).key("ars") != Budget(ars_directions=16).key("ars")
+    assert "ars_directions" not in Budget().as_dict() and BUDGETS["hopper"].as_dict()["ars_directions"] == 16
+
+
 def test_medium_is_the_checkpoint_nearest_half_the_best():
     ars = [{"eval_return": r} for r in (-300.0, 800.0, 1900.0, 2500.0, 4000.0, 3500.0)]
     assert select({"ars": ars}) == {"expert": 4, "medium": 2, "replay": [0, 1, 2]}
@@ -223,7 +242,9 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     table = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(table)
     doc = tmp_path / "doc.md"
-    doc.write_text(f"# t\n\n{table.START}\nold\n{table.END}\n\n<!-- memory:start -->\nkeep\n<!-- memory:end -->\n")
+    start, end = table.markers("HalfCheetah", "table")
+    hopper = "\n".join(table.markers("Hopper", "table")).replace("-->\n", "-->\nhopper kept\n")
+    doc.write_text(f"# t\n\n{start}\nold\n{end}\n\n{hopper}\n\n<!-- memory:start -->\nkeep\n<!-- memory:end -->\n")
     args = argparse.Namespace(scenario="HalfCheetah", episodes=2, max_steps=10, student_flow_steps=None, merge=True,
                               qualities=["medium"], seeds=[0, 1], doc=doc, out=tmp_path / "out")
     for seed, student in ((0, 110.0), (1, 90.0), (2, 500.0)):
@@ -237,7 +258,8 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     assert [c["seed"] for c in cells] == [0, 1]  # seed 2 ran with other settings: not mixed in
     table.write_doc(args, cells)
     text = doc.read_text()
-    assert "old" not in text and "keep" in text and text.index(table.START) < text.index("memory:start")
+    assert "old" not in text and "keep" in text and "hopper kept" in text  # other sections, other scenarios kept
+    assert text.index(start) < text.index("memory:start")
     assert "| medium | 0 1 | 4 | 100 ± 0 | 50 ± 0 | – | 100 ± 14 | 1.00 |" in text
     assert "- medium: **met** (100 vs 1 × 100, 2 seed(s); fewer than the 3 seeds asked for)." in text
     assert "- expert: not run." in text

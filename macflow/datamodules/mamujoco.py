@@ -98,13 +98,19 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
         return Path(h.cache_dir) / "mamujoco" / f"{name}.npz"
 
     def prepare_data(self) -> None:
-        """Train the behaviours and collect the dataset unless cached (generated data only)."""
-        h = self.hparams
-        if h.source != "generated" or self.dataset_path().exists():
-            return
-        from macflow.datagen.mamujoco import generate_dataset
+        """Train the behaviours and collect the dataset unless cached (generated data only).
 
-        generate_dataset(self.dataset_path(), h.quality, h.scenario, h.agent_conf, self.n_episodes, h.data_seed,
+        A cached file made under other budget settings (the budget's definition changed since) is made again."""
+        h = self.hparams
+        if h.source != "generated":
+            return
+        from macflow.datagen.mamujoco import BUDGETS, generate_dataset
+
+        path = self.dataset_path()
+        if path.exists() and TransitionData.load_manifest(path).get("budget") == BUDGETS[self.budget].as_dict():
+            return
+
+        generate_dataset(path, h.quality, h.scenario, h.agent_conf, self.n_episodes, h.data_seed,
                          self.budget, h.cache_dir, h.obs_layout, MAX_STEPS, h.progress)
 
     def build_data(self) -> TransitionData:
