@@ -65,29 +65,6 @@ def test_q_term_reaches_only_the_actor_and_distillation_uses_the_teacher(coordin
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sigma", [0.0, 0.5])
-def test_distillation_obs_noise_perturbs_only_what_the_teacher_labels_and_the_student_imitates(
-        coordination_teacher, sigma):
-    torch.manual_seed(0)
-    student = _student(coordination_teacher, distill_obs_noise=sigma)
-    seen = {"teacher": [], "actor": [], "critic": []}
-    sample, actor, critic = student.teacher.sample, student.actor.forward, student.q_net.forward
-    student.teacher.sample = lambda obs, *a: seen["teacher"].append(obs) or sample(obs, *a)
-    student.actor.forward = lambda obs, z: seen["actor"].append(obs) or actor(obs, z)
-    student.q_net.forward = lambda obs, *a, **kw: seen["critic"].append(obs) or critic(obs, *a, **kw)
-    batch = {"obs": torch.randn(64, 2, 3), "state": torch.randn(64, 5)}
-    student.actor_loss(batch)
-    logged = batch["obs"]
-    assert len(seen["critic"]) == 1 and torch.equal(seen["critic"][0], logged)  # Q term: the logged observations
-    if sigma == 0:
-        assert all(torch.equal(o, logged) for o in seen["teacher"] + seen["actor"]) and len(seen["actor"]) == 1
-    else:
-        perturbed = seen["teacher"][0]
-        assert abs((perturbed - logged).std().item() - sigma) < 0.1
-        assert [torch.equal(o, perturbed) for o in seen["actor"]] == [False, True]  # Q-term pass, then distillation
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize(("actor_q_agg", "expected"), [("mean", -2.0), ("min", -1.0)])
 def test_actor_q_term_aggregates_the_ensemble_as_asked(coordination_teacher, actor_q_agg, expected):
     student = _student(coordination_teacher, actor_q_agg=actor_q_agg, normalize_q_loss=False)

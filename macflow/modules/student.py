@@ -75,10 +75,6 @@ class OneStepStudent(MACFlowModule):
         actor_lr, critic_lr: Adam learning rates (one Adam, two parameter groups).
         lr_schedule: ``constant`` (the reference), or ``cosine``: warm-up then cosine decay to 0 at ``max_steps``.
         flow_steps: teacher Euler steps for distillation targets; ``null`` uses the teacher's own setting.
-        distill_obs_noise: std of Gaussian noise added to the observations the distillation term is computed on
-            (the teacher labels the perturbed observations; the Q term keeps the logged ones). It shows the student
-            how the teacher acts just off the logged states, where a student's own early mistakes take it (MPE
-            expert, docs/results_mpe.md). In observation units; 0 = off (the paper).
         normalize_q_loss: divide the Q term by ``stop_grad(mean |Q_tot|)`` (on by default for continuous actions).
         q_agg: how the critic ensemble is aggregated in the TD target (``mean`` as in the reference, or ``min``).
         actor_q_agg: how it is aggregated in the actor's Q term: ``mean`` (the reference) or ``min`` (pessimistic:
@@ -96,7 +92,7 @@ class OneStepStudent(MACFlowModule):
                  alpha: float = 1.0, gamma: float = 0.995, tau: float = 0.005,
                  actor_lr: float = 3e-4, critic_lr: float = 3e-4,
                  lr_schedule: Literal["constant", "cosine"] = "constant", flow_steps: int | None = None,
-                 distill_obs_noise: float = 0.0, normalize_q_loss: bool = True, q_agg: Literal["mean", "min"] = "mean",
+                 normalize_q_loss: bool = True, q_agg: Literal["mean", "min"] = "mean",
                  actor_q_agg: Literal["mean", "min"] = "mean",
                  eval_noise: Literal["fresh", "zero", "fixed"] = "fresh", save_teacher: bool = False,
                  n_agents: int = 1, obs_dim: int = 1, action_dim: int = 1, state_dim: int = 0,
@@ -202,23 +198,19 @@ class OneStepStudent(MACFlowModule):
         obs, legal = batch["obs"], batch.get("legal")
         assert self.teacher is not None, "configure_model() loads the teacher"
         z, x_0 = self.draw_noise(obs.shape[0], obs.device)
-        sigma = self.hparams.distill_obs_noise
-        distill_obs = obs + sigma * torch.randn_like(obs) if sigma > 0 else obs
         with torch.no_grad():
-            teacher_out = self.teacher.sample(distill_obs, x_0, self.hparams.flow_steps)
+            teacher_out = self.teacher.sample(obs, x_0, self.hparams.flow_steps)
         out = self.actor(obs, z)
-        distill_out = self.actor(distill_obs, z) if sigma > 0 else out
         frozen = {k: p.detach() for k, p in self.q_net.named_parameters()}
         if self.discrete:
             labels = masked_argmax_one_hot(teacher_out, legal).argmax(-1)
             logits = out if legal is None else out.masked_fill(~legal, -1e9)
-            distill_logits = distill_out if legal is None else distill_out.masked_fill(~legal, -1e9)
-            distill = F.cross_entropy(distill_logits.reshape(-1, self.action_dim), labels.reshape(-1))
+            distill = F.cross_entropy(logits.reshape(-1, self.action_dim), labels.reshape(-1))
             probs = logits.softmax(-1)
             q_tot = torch.func.functional_call(self.q_net, frozen, (obs, probs, self.global_state(batch)),
                                                {"probs": probs})
         else:
-            distill = (distill_out - teacher_out.clamp(-1.0, 1.0)).pow(2).mean()
+            distill = (out - teacher_out.clamp(-1.0, 1.0)).pow(2).mean()
             q_tot = torch.func.functional_call(self.q_net, frozen, (obs, out.clamp(-1.0, 1.0),
                                                                     self.global_state(batch)))
         q_tot = aggregate_ensemble(q_tot, self.hparams.actor_q_agg)  # [B]
