@@ -73,6 +73,17 @@ NOTES = [
     "at 6000 (100 episodes). The table's students also use `lr_schedule: cosine` (warm-up, then cosine decay): "
     "the same config with a constant rate (commit c1d8afa, same teachers) gave 88.2 / 84.7 / 83.1 % on seeds "
     "0 / 1 / 2, 85.3 ± 2.6 %.",
+    "- Expert, where the student still loses to its teacher (tried after the table above; its row is unchanged). "
+    "Handing the team over between teacher and student mid-episode (seed 0, scratch script, 100 episodes): student "
+    "alone 88.0 %, teacher alone 91.8 %, teacher for the first 3 decisions then student 91.5 %, student for the "
+    "first 3 then teacher 92.2 %: the student's first decisions are not the loss by themselves, but it does not "
+    "recover from them as the teacher does. Re-training the table's expert students (same config and teachers) "
+    "gave the table's numbers again (88.0 / 88.1 / 85.3 %). Two probes aimed at that, neither kept: weighting "
+    "steps 0-2 four times in the regression probe of docs/results_mpe_capacity.md left their held-out error where it "
+    "was (0.0654 against 0.0642; a 128-wide entity student: 0.0656; seed 0, 3000 steps, cosine decay, scratch); and "
+    "distilling also on teacher-labelled observations perturbed by Gaussian noise of std 0.05 (commit 479f14d, "
+    "reverted in 8e0a3c3; same teachers, this script with `--reuse-teachers`) gave 89.2 / 86.6 / 85.1 % on seeds "
+    "0 / 1 / 2, 87.0 ± 2.1 %, no gain over 87.1 ± 1.6 %.",
     "- Students on medium and medium-replay (since commit 857052c): 256 wide (was 128), 6000 distillation steps (was "
     "2000) and alpha 0.3 (was 10). These two rows come from a run with `--reuse-teachers`: their teachers are the "
     "previous table's checkpoints (teacher configs unchanged) and only the students were retrained; the random row "
