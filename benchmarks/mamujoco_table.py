@@ -42,7 +42,6 @@ def markers(scenario: str, section: str) -> tuple[str, str]:
     return f"<!-- {scenario} {section}:start -->", f"<!-- {scenario} {section}:end -->"
 
 
-
 def replace_section(doc: Path, start: str, end: str, lines: list[str]) -> None:
     """Replace the ``start``..``end`` section of ``doc`` in place (appended if missing); the rest is kept."""
     old = doc.read_text() if doc.exists() else "# MaMuJoCo results\n"
