@@ -203,3 +203,18 @@ def test_short_fit_on_tiny_generated_data_beats_the_untrained_student(tmp_path):
     seeds = list(range(1_000_000, 1_000_020))
     before = rollout(dm.make_env(seeds), untrained.policy)["return"].mean().item()
     assert trained > before + 3.0, (trained, before)
+
+
+def test_handover_policy_switches_models_after_k_decisions():
+    import importlib.util
+    from types import SimpleNamespace
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/mpe_handover.py"
+    spec = importlib.util.spec_from_file_location("mpe_handover", path)
+    handover = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handover)
+    first = SimpleNamespace(policy=lambda obs, legal=None: torch.zeros(1))
+    then = SimpleNamespace(policy=lambda obs, legal=None: torch.ones(1))
+    policy = handover.handover_policy(first, then, 3)
+    assert [policy(None).item() for _ in range(5)] == [0, 0, 0, 1, 1]
+    assert handover.label("teacher", "student", 0) == "student only"
