@@ -84,7 +84,11 @@ NOTES = [
     "was (0.0654 against 0.0642; a 128-wide entity student: 0.0656; seed 0, 3000 steps, cosine decay, scratch); and "
     "distilling also on teacher-labelled observations perturbed by Gaussian noise of std 0.05 (commit 479f14d, "
     "reverted in 8e0a3c3; same teachers, this script with `--reuse-teachers`) gave 89.2 / 86.6 / 85.1 % on seeds "
-    "0 / 1 / 2, 87.0 ± 2.1 %, no gain over 87.1 ± 1.6 %.",
+    "0 / 1 / 2, 87.0 ± 2.1 %, no gain over 87.1 ± 1.6 %. Twice the distillation steps (12000, cosine decay over "
+    "all of them; the same teachers, `python benchmarks/mpe_table.py --qualities expert --seeds <k> --reuse-teachers "
+    "--max-steps 12000 --out <scratch dir>`, one process per seed) gave 89.6 / 87.7 / 86.8 %, 88.0 ± 1.4 %: within "
+    "the spread over seeds, at twice the cost, so the config keeps 6000 (on the coordination game the same change "
+    "did lift the student, docs/results_coordination.md).",
     "- Students on medium and medium-replay (since commit 857052c): 256 wide (was 128), 6000 distillation steps (was "
     "2000) and alpha 0.3 (was 10). These two rows come from a run with `--reuse-teachers`: their teachers are the "
     "previous table's checkpoints (teacher configs unchanged) and only the students were retrained; the random row "
