@@ -59,12 +59,13 @@ about 80 % of them each agent was over 0.2 from every mode point; median distanc
 must jump at mode boundaries in noise space, and the per-agent critic, trained only on coordinated data, is flat
 between modes (probed along the line between two mode points), so the Q term cannot push those actions back.
 Training longer under the same cosine learning-rate decay (warm-up, then decay to 0 at the last step) sharpens
-the jumps: the config now trains 15000 steps. The independent-noise student's numbers moved with it (before:
-0.2 % coordinated, reward 0.024) and it still loses the modes; the teachers above are the previous run's
-checkpoints (`--reuse-teachers`, teacher config unchanged).
+the jumps: the config now trains 15000 steps. The independent-noise student moved with it (before: 0.2 %
+coordinated, reward 0.024): it now lands in a mode about as often as the factored per-agent teacher, still without
+the coupling. The teachers above are the previous run's checkpoints (`--reuse-teachers`, teacher config
+unchanged); their rows are the previous table's, to the digit.
 
 One-seed probes (seed 0, the seed-0 teacher of the table, the 6000-step student config with one change, scored like
-the table; the first block from this session's scratch runs, the second from earlier sessions):
+the table; the first six rows are scratch runs made for this change, the others earlier probes):
 
 | change | coordinated (%) | reward |
 |---|---|---|
