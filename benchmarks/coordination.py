@@ -88,9 +88,9 @@ but reproduce the data's noise, so the reward tends to the data's 0.925. The 150
 its teacher (seed 0: reward 0.979 at 97.7 % coordinated, the teacher 0.950 at 96.2 %); whether the Q term or the
 regression does that was not measured. The CQL penalty does carve valleys between the modes,
 but it also breaks the per-agent critic's fit on the data (weight 0.01: its values at the mode points spread
-from -0.8 to 2.6), so the agents snap to different modes. Earlier attempts (an earlier session's, settings not all
-recorded; whether its 3k-10k step runs used the cosine decay is not known): alpha 1/3/5/10 (alpha 0.1 collapses to 0.32), a 256-wide actor,
-3k-10k steps, LayerNorm in the actor, no private observations.
+from -0.8 to 2.6), so the agents snap to different modes. Earlier attempts (settings not all recorded; whether the 3k-10k step
+runs used the cosine decay is not known): alpha 1/3/5/10 (alpha 0.1 collapses to 0.32), a 256-wide actor, 3k-10k
+steps, LayerNorm in the actor, no private observations, actor lr 2e-3 with cosine decay (kept).
 """
 
 
