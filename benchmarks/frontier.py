@@ -3,9 +3,10 @@
     OMP_NUM_THREADS=1 python benchmarks/frontier.py            # -> docs/results_baselines.md, docs/figures/coordination_frontier.png
 
 Trains, per seed and through the real CLI with the shipped configs (CPU-sized: ``--steps`` gradient steps each,
-3000 by default, the teacher and baseline configs' own budget; the shipped students train 15000): the joint teacher and the MAC-Flow student (configs/coordination/),
-the reference-code ablation (configs/baselines/reference_*.yaml), Gaussian BC, MA-TD3+BC and the DDPM joint policy
-at K = 50 and 100 (configs/baselines/). Each is evaluated on the same 2000 fresh contexts (mean reward = the
+3000 by default, the teacher and baseline configs' own budget; the shipped students train longer): the joint
+teacher and the MAC-Flow student (configs/coordination/), the reference-code ablation
+(configs/baselines/reference_*.yaml), Gaussian BC, MA-TD3+BC and the DDPM joint policy at K = 50 and 100
+(configs/baselines/). Each is evaluated on the same 2000 fresh contexts (mean reward = the
 episode return of this one-step game, optimum 1.0; share of coordinated joint actions), and its decision latency
 (whole team, batch 1 and 1024, one CPU thread) is measured in one interleaved run (benchmarks/latency.py's method).
 The teacher is evaluated at K = 1, 2, 5 and 10 Euler steps from the same checkpoint.
@@ -57,6 +58,20 @@ def coordination_networks() -> tuple[list[int], dict]:
     student = yaml.safe_load((REPO / "configs/coordination/student.yaml").read_text())["model"]["init_args"]
     teacher = yaml.safe_load((REPO / "configs/coordination/teacher.yaml").read_text())["model"]["init_args"]
     return list(student["policy"]["init_args"]["hidden_dims"]), teacher["vector_field"]
+
+
+def budget_note(steps: int) -> str:
+    """How ``steps`` relates to the coordination configs' own ``trainer.max_steps`` (read, not assumed)."""
+    import yaml
+
+    teacher, student = (yaml.safe_load((REPO / "configs/coordination" / f"{stage}.yaml").read_text())
+                        ["trainer"]["max_steps"] for stage in ("teacher", "student"))
+    if steps != teacher:
+        return ""
+    if steps == student:
+        return " (the budget of the shipped configs)"
+    return (f" (the teacher and baseline configs; the shipped students train {student}, so the student here is "
+            "short of the table in docs/results_coordination.md)")
 
 
 def train_all(seed: int, steps: int, out: Path, diffusion_steps: list[int]) -> dict[str, tuple[str, object]]:
@@ -177,7 +192,7 @@ def main() -> None:
     lines = ["## Return vs decision latency on the coordination benchmark (all methods, one framework)", "",
              f"Command: `{command}` (from the repository root; {time.time() - start:.0f} s on {machine('cpu')}).", "",
              f"CPU-sized runs: {args.steps} gradient steps per model"
-             f"{' (the teacher and baseline configs; the shipped students train 15000, so the student here is short of the table in docs/results_coordination.md)' if args.steps == 3000 else ''}, "
+             f"{budget_note(args.steps)}, "
              f"{len(args.seeds)} seed(s) ({', '.join(map(str, args.seeds))}), "
              "same data (`CoordinationDataModule`, 2 agents, 4 coordinated modes) and the same evaluation: 2000 fresh "
              "contexts, return = exact team reward of the one-step game (optimum 1.0), coordinated = joint action "
