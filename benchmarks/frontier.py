@@ -70,8 +70,8 @@ def budget_note(steps: int) -> str:
         return ""
     if steps == student:
         return " (the budget of the shipped configs)"
-    return (f" (the teacher and baseline configs; the shipped students train {student}, so the student here is "
-            "short of the table in docs/results_coordination.md)")
+    return (f" (the teacher and baseline configs; the shipped students train {student}, so the student here "
+            "is short of the table in docs/results_coordination.md)")
 
 
 def train_all(seed: int, steps: int, out: Path, diffusion_steps: list[int]) -> dict[str, tuple[str, object]]:
