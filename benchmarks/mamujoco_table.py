@@ -6,11 +6,12 @@ Per quality and seed: generates (or reuses) the dataset with ``data_seed = seed`
 that seed), trains the teacher with configs/mamujoco/<scenario>_teacher.yaml and the student with
 configs/mamujoco/<scenario>_student.yaml (``seed_everything = seed``, no intermediate evaluation), then evaluates both
 with their ``policy`` on the same ``--episodes`` 1000-step evaluation episodes in mamujoco_v1. Runs in-process
-through the real CLI, quality by quality (a stopped run leaves whole rows).
+through the real CLI, quality by quality (a stopped run leaves whole rows). ``--reuse-teachers`` keeps the teachers
+a previous run saved under ``--out`` and trains only the students.
 
 Each cell's numbers, settings, command and commit are saved as ``<out>/<scenario>/<quality>/seed<k>/result.json``,
 and the table section of docs/results_mamujoco.md is rewritten after every cell (the other sections are kept).
-``--merge`` also tabulates cells of earlier runs with the same settings (episodes, steps, student flow steps), so a
+``--merge`` also tabulates cells of earlier runs with the same settings (episodes, steps, student steps and flow steps), so a
 table can be completed by several runs; the doc names every command that contributed.
 """
 
@@ -132,14 +133,19 @@ def fmt(values: list[float]) -> str:
 
 def settings(args) -> dict:
     """What makes two cells comparable (only cells with equal settings share a table)."""
-    return {"episodes": args.episodes, "max_steps": args.max_steps, "student_flow_steps": args.student_flow_steps}
+    out = {"episodes": args.episodes, "max_steps": args.max_steps, "student_flow_steps": args.student_flow_steps}
+    if args.student_max_steps is not None:  # absent from older cells, whose students trained max_steps
+        out["student_max_steps"] = args.student_max_steps
+    return out
 
 
 def command(args, qualities, seeds) -> str:
     return (f"OMP_NUM_THREADS=1 python benchmarks/mamujoco_table.py --scenario {args.scenario} --qualities "
             f"{' '.join(qualities)} --seeds {' '.join(map(str, seeds))} --episodes {args.episodes}"
             + (f" --max-steps {args.max_steps}" if args.max_steps else "")
+            + (f" --student-max-steps {args.student_max_steps}" if args.student_max_steps else "")
             + (f" --student-flow-steps {args.student_flow_steps}" if args.student_flow_steps else "")
+            + (" --reuse-teachers" if args.reuse_teachers else "")
             + (" --merge" if args.merge else ""))
 
 
@@ -164,6 +170,14 @@ def load_cells(args) -> list[dict]:
     return cells
 
 
+def steps_text(args) -> str:
+    """The gradient-step overrides of the table's command, in words ('' when the configs' own are used)."""
+    if args.student_max_steps is None:
+        return f", {args.max_steps} gradient steps per stage" if args.max_steps else ""
+    teacher = f"{args.max_steps}" if args.max_steps else "the config's"
+    return f", {teacher} teacher and {args.student_max_steps} student gradient steps"
+
+
 def write_doc(args, cells: list[dict]) -> None:
     by_q: dict[str, list[dict]] = {}
     for q in QUALITIES:
@@ -180,7 +194,7 @@ def write_doc(args, cells: list[dict]) -> None:
                 else "")
              + f"; {len(cells)} (quality, seed) cells, {minutes:.0f} min of cell wall time in all on a shared 2-core "
              f"CPU; configs `configs/mamujoco/{args.scenario.lower()}_{{teacher,student}}.yaml`"
-             + (f", {args.max_steps} gradient steps per stage" if args.max_steps else "")
+             + steps_text(args)
              + f"; {student_k}; code {', '.join(sorted({c['commit'] for c in cells}))}. Do not edit by hand.",
              "", f"Returns of 1000-step episodes in `mamujoco_v1`; models evaluated on the same {args.episodes} "
              "evaluation seeds; mean ± std over the data/training seeds (std 0 with one seed). Behaviour return = "
@@ -224,11 +238,18 @@ def run_cell(args, q: str, seed: int) -> dict:
     start = time.time()
     root = args.out / args.scenario / q / f"seed{seed}"
     steps = [] if args.max_steps is None else [f"--trainer.max_steps={args.max_steps}"]
+    student_steps = steps if args.student_max_steps is None else [f"--trainer.max_steps={args.student_max_steps}"]
     k = [] if args.student_flow_steps is None else [f"--model.init_args.flow_steps={args.student_flow_steps}"]
     name = args.scenario.lower()
     configs = REPO / "configs/mamujoco"
-    t_ckpt = fit(configs / f"{name}_teacher.yaml", root / "teacher", seed, q, args.cache, *steps)
-    fit(configs / f"{name}_student.yaml", root / "student", seed, q, args.cache, *steps, *k,
+    t_ckpt = root / "teacher/final.ckpt"
+    if args.reuse_teachers and t_ckpt.is_file():
+        print(f"[mamujoco_table] reusing the teacher {t_ckpt}", flush=True)
+    elif args.reuse_teachers:
+        raise FileNotFoundError(f"--reuse-teachers: no teacher at {t_ckpt}; run the cell without it first")
+    else:
+        fit(configs / f"{name}_teacher.yaml", root / "teacher", seed, q, args.cache, *steps)
+    fit(configs / f"{name}_student.yaml", root / "student", seed, q, args.cache, *student_steps, *k,
         f"--model.init_args.teacher_ckpt={t_ckpt}")
     dm = MaMuJoCoDataModule(scenario=args.scenario, quality=q, data_seed=seed, cache_dir=args.cache, progress=False)
     m = dm.manifest()
@@ -252,6 +273,10 @@ def main() -> None:
     p.add_argument("--cache", default=str(REPO / "data_cache"))
     p.add_argument("--out", type=Path, default=REPO / "runs/benchmarks/mamujoco")
     p.add_argument("--max-steps", type=int, default=None, help="override the configs' gradient steps")
+    p.add_argument("--student-max-steps", type=int, default=None,
+                   help="the student's gradient steps (default: --max-steps, else the config's)")
+    p.add_argument("--reuse-teachers", action="store_true",
+                   help="keep each cell's saved teacher (same --out, teacher settings unchanged); train the student only")
     p.add_argument("--student-flow-steps", type=int, default=None,
                    help="teacher Euler steps for the student's distillation targets (default: the teacher's K)")
     p.add_argument("--merge", action="store_true",
