@@ -89,6 +89,17 @@ NOTES = [
     "--max-steps 12000 --out <scratch dir>`, one process per seed) gave 89.6 / 87.7 / 86.8 %, 88.0 ± 1.4 %: within "
     "the spread over seeds, at twice the cost, so the config keeps 6000 (on the coordination game the same change "
     "did lift the student, docs/results_coordination.md).",
+    "- Expert, two more seed-0 probes (scratch scripts, not shipped; 100 evaluation episodes). Ten times the "
+    "data (20000 generated episodes, 500k transitions, half the size of a public OMAR set; both configs "
+    "otherwise unchanged): the teacher rose from 91.8 to 96.0 %, its student only from 88.0 to 89.5 %. More "
+    "data lifts the teacher far more than the one-step student (one seed). Is the "
+    "student short of information? Regression of the teacher as in docs/results_mpe_capacity.md (the expert "
+    "config's `EntityAttentionPolicy`, 3000 steps), held-out squared error at steps 0-2 / 3-7, one token "
+    "layout for all four: o_i (zero-padded) 0.0729 / 0.0129; with the other agents' velocities added to their"
+    " tokens (privileged, not in o_i) 0.0676 / 0.0114; with their previous relative positions instead (one "
+    "frame of memory) 0.0715 / 0.0119; with also the agent's own previous velocity and position 0.0688 / "
+    "0.0105. Neither the missing velocities nor memory remove the error at steps 0-2, where the landmark "
+    "assignment is chosen, so students with memory were not built.",
     "- Students on medium and medium-replay (since commit 857052c): 256 wide (was 128), 6000 distillation steps (was "
     "2000) and alpha 0.3 (was 10). These two rows come from a run with `--reuse-teachers`: their teachers are the "
     "previous table's checkpoints (teacher configs unchanged) and only the students were retrained; the random row "
