@@ -27,10 +27,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from latency import machine, measure  # noqa: E402
+
 from macflow.cli import main as cli_main  # noqa: E402
 from macflow.datamodules import CoordinationDataModule  # noqa: E402
 from macflow.datamodules.coordination import joint_mode  # noqa: E402
-from macflow.modules import DiffusionPolicy, FlowTeacher, GaussianBC, MATD3BC, OneStepStudent  # noqa: E402
+from macflow.modules import MATD3BC, DiffusionPolicy, FlowTeacher, GaussianBC, OneStepStudent  # noqa: E402
 
 STYLE = {  # family -> (colour, marker)
     "MAC-Flow student": ("tab:red", "*"), "reference MAC-Flow": ("tab:orange", "*"),

@@ -24,8 +24,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -33,9 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from macflow.export import agent_policies, export_agent  # noqa: E402
-from macflow.modules import (AgentAttentionVectorField, DiffusionPolicy, FlowTeacher, GaussianBC,  # noqa: E402
-                             MATD3BC, OneStepStudent, SharedMLPPolicy)
-
+from macflow.modules import (  # noqa: E402
+    MATD3BC,
+    AgentAttentionVectorField,
+    DiffusionPolicy,
+    FlowTeacher,
+    GaussianBC,
+    OneStepStudent,
+    SharedMLPPolicy,
+)
 
 
 def coordination_networks() -> tuple[tuple[int, ...], dict]:

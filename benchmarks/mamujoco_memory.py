@@ -52,9 +52,9 @@ def datamodule_args(layout: str, transitions: int, cache: str) -> dict:
 
 def write_dataset(cache: str, transitions: int, layout: str) -> None:
     import numpy as np
+    import torch
 
     from macflow.datamodules import MaMuJoCoDataModule, TransitionData
-    import torch
 
     dm = MaMuJoCoDataModule(**datamodule_args(layout, transitions, cache), progress=False)
     n, o, a, st = dm.n_agents, dm.obs_dim, dm.action_dim, dm.state_dim

@@ -8,8 +8,8 @@ student, factored teacher). Each point is one joint action, plotted as agent 0's
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import Tensor

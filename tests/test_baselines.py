@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
-
 from conftest import CONFIGS, quiet_trainer_args, run_cli
+
 from macflow.datamodules import CoordinationDataModule
 from macflow.datamodules.coordination import joint_mode
-from macflow.modules import DiffusionPolicy, GaussianBC, MATD3BC, PerAgentVectorField
+from macflow.modules import MATD3BC, DiffusionPolicy, GaussianBC, PerAgentVectorField
 from macflow.modules.diffusion import DDPMSchedule, ddpm_sample, make_betas
 
 BASELINES = {"gaussian_bc": GaussianBC, "td3bc": MATD3BC, "diffusion": DiffusionPolicy}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from conftest import CONFIGS, REPO, coordination_callbacks, quiet_trainer_args, run_cli
+
 from macflow.modules import FlowTeacher
 
 ALL_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml"))

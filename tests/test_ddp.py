@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import CONFIGS, REPO
 
 pytestmark = pytest.mark.slow

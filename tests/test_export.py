@@ -9,9 +9,9 @@ import sys
 
 import pytest
 import torch
+from conftest import CONFIGS, REPO, coordination_callbacks, quiet_trainer_args, run_cli
 from torch import nn
 
-from conftest import CONFIGS, REPO, coordination_callbacks, quiet_trainer_args, run_cli
 from macflow.export import AgentPolicy, export, load_student
 from macflow.modules import EntityAttentionPolicy, OneStepStudent, SharedMLPPolicy, StudentPolicy
 

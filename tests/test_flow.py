@@ -5,8 +5,14 @@ import math
 import pytest
 import torch
 
-from macflow.modules.flow import (endpoint_loss, endpoint_velocity, euler_sample, flow_matching_loss, interpolate,
-                                  target_velocity)
+from macflow.modules.flow import (
+    endpoint_loss,
+    endpoint_velocity,
+    euler_sample,
+    flow_matching_loss,
+    interpolate,
+    target_velocity,
+)
 
 
 def test_interpolant_endpoints_and_velocity():

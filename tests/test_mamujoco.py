@@ -13,10 +13,16 @@ import torch
 pytest.importorskip("gymnasium_robotics")
 
 from conftest import quiet_trainer_args, run_cli  # noqa: E402
+
 from macflow.datagen.mamujoco import BUDGETS, select  # noqa: E402
 from macflow.datamodules import MaMuJoCoDataModule, rollout  # noqa: E402
-from macflow.datamodules.mamujoco_env import (SCENARIOS, MaMuJoCoEnv, MaMuJoCoEpisode,  # noqa: E402
-                                              omiga_observation, omiga_raw_observation)
+from macflow.datamodules.mamujoco_env import (  # noqa: E402
+    SCENARIOS,
+    MaMuJoCoEnv,
+    MaMuJoCoEpisode,
+    omiga_observation,
+    omiga_raw_observation,
+)
 
 
 def single_env(name: str):

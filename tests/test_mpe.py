@@ -11,12 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import CONFIGS, quiet_trainer_args, run_cli
+
 from macflow.datamodules import MPEDataModule, rollout
 from macflow.datamodules import mpe as mpe_mod
-from macflow.datamodules.mpe import (MPESpreadEnv, SpreadEpisode, episode_seed, generate, omar_rewards,
-                                     to_mpe2_action)
+from macflow.datamodules.mpe import (
+    MPESpreadEnv,
+    SpreadEpisode,
+    episode_seed,
+    generate,
+    omar_rewards,
+    to_mpe2_action,
+)
 from macflow.datamodules.mpe_policies import ExpertPolicy, assignments
 
 

@@ -3,22 +3,31 @@
 import pytest
 import torch
 
-from macflow.modules import (QMIX, AgentAttentionVectorField, AgentMixerVectorField, EnsembleCritic,
-                             EntityAttentionPolicy, JointMLPVectorField, PerAgentVectorField, SharedMLPPolicy, VDNMean,
-                             VDNSum)
+from macflow.modules import (
+    QMIX,
+    AgentAttentionVectorField,
+    AgentMixerVectorField,
+    EnsembleCritic,
+    EntityAttentionPolicy,
+    JointMLPVectorField,
+    PerAgentVectorField,
+    SharedMLPPolicy,
+    VDNMean,
+    VDNSum,
+)
 
-B, N, O, A = 5, 3, 4, 2
+B, N, OBS, A = 5, 3, 4, 2
 
 
 @pytest.mark.parametrize("cls", [AgentAttentionVectorField, AgentMixerVectorField, JointMLPVectorField,
                                  PerAgentVectorField])
 def test_vector_field_shapes(cls):
-    vf = cls(O, A, N)
-    assert vf(torch.randn(B, N, A), torch.rand(B), torch.randn(B, N, O)).shape == (B, N, A)
+    vf = cls(OBS, A, N)
+    assert vf(torch.randn(B, N, A), torch.rand(B), torch.randn(B, N, OBS)).shape == (B, N, A)
 
 
 def _cross_agent_change(vf, change: str) -> float:
-    x, t, obs = torch.randn(B, N, A), torch.rand(B), torch.randn(B, N, O)
+    x, t, obs = torch.randn(B, N, A), torch.rand(B), torch.randn(B, N, OBS)
     base = vf(x, t, obs)[:, 0]
     x2, obs2 = x.clone(), obs.clone()
     if change == "action":
@@ -31,17 +40,17 @@ def _cross_agent_change(vf, change: str) -> float:
 @pytest.mark.parametrize("change", ["action", "observation"])
 def test_default_field_is_joint_agent_i_sees_agent_j(change):
     torch.manual_seed(0)
-    assert _cross_agent_change(AgentAttentionVectorField(O, A, N), change) > 1e-3
-    assert _cross_agent_change(JointMLPVectorField(O, A, N), change) > 1e-3
+    assert _cross_agent_change(AgentAttentionVectorField(OBS, A, N), change) > 1e-3
+    assert _cross_agent_change(JointMLPVectorField(OBS, A, N), change) > 1e-3
 
 
 @pytest.mark.parametrize("change", ["action", "observation"])
 def test_agent_mixer_starts_per_agent_and_learns_to_see_other_agents(change):
     torch.manual_seed(0)
-    vf = AgentMixerVectorField(O, A, N)
+    vf = AgentMixerVectorField(OBS, A, N)
     assert _cross_agent_change(vf, change) == 0.0  # zero-initialised attention: the per-agent field
     # one gradient step on a target where agent 0 must copy agent 1's noisy action opens the attention
-    x, t, obs = torch.randn(64, N, A), torch.rand(64), torch.randn(64, N, O)
+    x, t, obs = torch.randn(64, N, A), torch.rand(64), torch.randn(64, N, OBS)
     loss = (vf(x, t, obs)[:, 0] - x[:, 1] - obs[:, 2, :A]).pow(2).mean()
     loss.backward()
     with torch.no_grad():
@@ -52,7 +61,7 @@ def test_agent_mixer_starts_per_agent_and_learns_to_see_other_agents(change):
 
 @pytest.mark.parametrize("change", ["action", "observation"])
 def test_per_agent_field_is_blind_to_other_agents(change):
-    assert _cross_agent_change(PerAgentVectorField(O, A, N), change) == 0.0
+    assert _cross_agent_change(PerAgentVectorField(OBS, A, N), change) == 0.0
 
 
 def entity_policy(obs_dim: int, action_dim: int, n_agents: int, noise_dim: int) -> EntityAttentionPolicy:
@@ -64,8 +73,8 @@ def entity_policy(obs_dim: int, action_dim: int, n_agents: int, noise_dim: int) 
 @pytest.mark.parametrize("noise_dim", [A, N * A])
 def test_student_agent_output_depends_only_on_its_own_inputs(noise_dim, policy):
     torch.manual_seed(0)
-    pi = policy(O, A, N, noise_dim)
-    obs, z = torch.randn(B, N, O), torch.randn(B, N, noise_dim)
+    pi = policy(OBS, A, N, noise_dim)
+    obs, z = torch.randn(B, N, OBS), torch.randn(B, N, noise_dim)
     out = pi(obs, z)
     assert out.shape == (B, N, A)
     obs2, z2 = obs.clone(), z.clone()
@@ -75,14 +84,14 @@ def test_student_agent_output_depends_only_on_its_own_inputs(noise_dim, policy):
     obs2[:, 0] += 1.0
     assert not torch.allclose(pi(obs2, z2)[:, 0], out[:, 0])
     # agent ids make shared weights act differently per agent on identical inputs
-    same = pi(obs[:, :1].expand(B, N, O), z[:, :1].expand(B, N, noise_dim))
+    same = pi(obs[:, :1].expand(B, N, OBS), z[:, :1].expand(B, N, noise_dim))
     assert not torch.allclose(same[:, 0], same[:, 1])
 
 
 def test_entity_policy_reads_each_group_as_a_set():
     torch.manual_seed(0)
-    pi = entity_policy(O, A, N, A)
-    obs, z = torch.randn(B, N, O), torch.randn(B, N, A)
+    pi = entity_policy(OBS, A, N, A)
+    obs, z = torch.randn(B, N, OBS), torch.randn(B, N, A)
     swapped = obs[..., [0, 2, 1, 3]]  # the two entities exchanged: the same set
     assert torch.allclose(pi(swapped, z), pi(obs, z), atol=1e-6)
     own_swapped = obs[..., [3, 1, 2, 0]]  # the agent's own dims are an ordered vector, not a set
@@ -92,13 +101,13 @@ def test_entity_policy_reads_each_group_as_a_set():
 @pytest.mark.parametrize("groups", [[[3, 2, 1]], [[0, 2, 1], [1, 1, 1]]])
 def test_entity_policy_rejects_groups_outside_or_overlapping(groups):
     with pytest.raises(ValueError, match="entity group"):
-        EntityAttentionPolicy(O, A, N, A, entity_groups=groups)
+        EntityAttentionPolicy(OBS, A, N, A, entity_groups=groups)
 
 
 def test_critic_is_per_agent_ensemble():
     torch.manual_seed(0)
-    critic = EnsembleCritic(O, A, N, n_critics=2, hidden_dims=(16, 16))
-    obs, act = torch.randn(B, N, O), torch.randn(B, N, A)
+    critic = EnsembleCritic(OBS, A, N, n_critics=2, hidden_dims=(16, 16))
+    obs, act = torch.randn(B, N, OBS), torch.randn(B, N, A)
     q = critic(obs, act)
     assert q.shape == (2, B, N)
     assert not torch.allclose(q[0], q[1])  # independent members

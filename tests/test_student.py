@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import CONFIGS, coordination_callbacks, quiet_trainer_args, run_cli
+
 from macflow.modules import FlowTeacher, OneStepStudent
 
 

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from macflow.datamodules import MPEDataModule
-from macflow.datamodules.vault import TIME_BOUND, VaultReader, read_vault_transitions, structure_shape, write_vault
+from macflow.datamodules.vault import (
+    TIME_BOUND,
+    VaultReader,
+    read_vault_transitions,
+    structure_shape,
+    write_vault,
+)
 
 B, T, N = 2, 60, 3
 

@@ -6,7 +6,7 @@ A generator registers ``GENERATORS[name] = (add_arguments(parser), run(args))``;
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 GENERATORS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]] = {}
 

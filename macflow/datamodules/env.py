@@ -7,8 +7,8 @@ maps them to its own bounds) or one-hot (discrete). The team reward of a step is
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor

@@ -21,8 +21,8 @@ policy trained on them is evaluated in its own coordinates (datasets.md §5.2):
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

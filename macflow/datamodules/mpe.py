@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import types
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch

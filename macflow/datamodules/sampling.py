@@ -6,7 +6,7 @@ generator with ``seed + rank``, so ranks draw different batches (Lightning never
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import torch
@@ -80,7 +80,7 @@ class TransitionData:
     def tensors(self) -> dict[str, Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
-    def to(self, device: torch.device | str) -> "TransitionData":
+    def to(self, device: torch.device | str) -> TransitionData:
         return TransitionData(**{k: v.to(device) for k, v in self.tensors().items()})
 
     # --------------------------------------------------------------------------------------------- batches
@@ -107,7 +107,7 @@ class TransitionData:
 
     # ------------------------------------------------------------------------------------------ builders
     @staticmethod
-    def from_episodes(episodes: Iterable[Mapping[str, np.ndarray | bool]]) -> "TransitionData":
+    def from_episodes(episodes: Iterable[Mapping[str, np.ndarray | bool]]) -> TransitionData:
         """Build from whole episodes.
 
         Each episode maps ``obs [L+1,N,O]`` (final observation included), ``actions [L,N,A]``, ``rewards [L]``,
@@ -152,7 +152,7 @@ class TransitionData:
     @staticmethod
     def from_stream(obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminals: np.ndarray,
                     truncations: np.ndarray, state: np.ndarray | None = None,
-                    legal: np.ndarray | None = None) -> "TransitionData":
+                    legal: np.ndarray | None = None) -> TransitionData:
         """Build from one time stream of concatenated episodes, row t = ``(o_t, a_t, r_t, terminal_t, trunc_t)``.
 
         This is the OG-MARL vault convention: ``terminal_t``/``trunc_t`` is the flag returned by ``step(a_t)`` and
@@ -203,7 +203,7 @@ class TransitionData:
         return json.loads(Path(path).with_suffix(".json").read_text())
 
     @staticmethod
-    def load(path: str | Path) -> "TransitionData":
+    def load(path: str | Path) -> TransitionData:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"dataset file {path} not found; run the datamodule's prepare_data() to make it")

@@ -16,8 +16,8 @@ from __future__ import annotations
 import ast
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -6,8 +6,13 @@ from macflow.modules.mixers import QMIX, Mixer, VDNMean, VDNSum
 from macflow.modules.policies import EntityAttentionPolicy, SharedMLPPolicy, StudentPolicy
 from macflow.modules.student import OneStepStudent
 from macflow.modules.teacher import FlowTeacher
-from macflow.modules.vector_fields import (AgentAttentionVectorField, AgentMixerVectorField, JointMLPVectorField,
-                                           PerAgentVectorField, VectorField)
+from macflow.modules.vector_fields import (
+                                           AgentAttentionVectorField,
+                                           AgentMixerVectorField,
+                                           JointMLPVectorField,
+                                           PerAgentVectorField,
+                                           VectorField,
+)
 
 __all__ = ["MACFlowModule", "FlowTeacher", "OneStepStudent", "VectorField", "AgentAttentionVectorField",
            "AgentMixerVectorField", "JointMLPVectorField", "PerAgentVectorField", "StudentPolicy", "SharedMLPPolicy",

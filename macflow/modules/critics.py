@@ -7,7 +7,7 @@ only agent i's observation and action, so a monotonic mixer on top keeps Individ
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn

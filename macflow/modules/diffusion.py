@@ -17,7 +17,8 @@ Schedule maths (plain torch, :class:`DDPMSchedule`): ``alpha_bar_k = prod_{j<=k}
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import Tensor, nn

@@ -6,7 +6,7 @@ conditional target velocity is ``x_1 - x_0``. Nothing here knows about Lightning
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

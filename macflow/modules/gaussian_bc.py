@@ -12,7 +12,8 @@ coordinated joint actions: on the coordination benchmark its mean falls between 
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn

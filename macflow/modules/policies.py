@@ -8,7 +8,7 @@ Continuous students return raw (unclipped) actions; discrete students return log
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn

@@ -18,8 +18,9 @@ its Q term is the expected Q under the legal softmax (differentiable, unlike the
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn

@@ -18,7 +18,8 @@ comparison isolates the regulariser. Continuous actions only.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn

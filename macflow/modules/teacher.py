@@ -9,7 +9,8 @@ Trains a pluggable :class:`~macflow.modules.vector_fields.VectorField` on ``x_t 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import torch
 from torch import Tensor

@@ -15,7 +15,7 @@ Contract (:class:`VectorField`): built as ``cls(obs_dim, action_dim, n_agents, *
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
