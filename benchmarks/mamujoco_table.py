@@ -11,8 +11,8 @@ a previous run saved under ``--out`` and trains only the students.
 
 Each cell's numbers, settings, command and commit are saved as ``<out>/<scenario>/<quality>/seed<k>/result.json``,
 and the table section of docs/results_mamujoco.md is rewritten after every cell (the other sections are kept).
-``--merge`` also tabulates cells of earlier runs with the same settings (episodes, steps, student steps and flow steps), so a
-table can be completed by several runs; the doc names every command that contributed.
+``--merge`` also tabulates cells of earlier runs with the same settings (episodes, steps, student steps and flow
+steps), so a table can be completed by several runs; the doc names every command that contributed.
 """
 
 from __future__ import annotations
