@@ -276,7 +276,8 @@ def main() -> None:
     p.add_argument("--student-max-steps", type=int, default=None,
                    help="the student's gradient steps (default: --max-steps, else the config's)")
     p.add_argument("--reuse-teachers", action="store_true",
-                   help="keep each cell's saved teacher (same --out, teacher settings unchanged); train the student only")
+                   help="keep each cell's saved teacher (same --out, teacher settings unchanged); "
+                        "train the student only")
     p.add_argument("--student-flow-steps", type=int, default=None,
                    help="teacher Euler steps for the student's distillation targets (default: the teacher's K)")
     p.add_argument("--merge", action="store_true",
