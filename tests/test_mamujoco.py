@@ -252,7 +252,8 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     hopper = "\n".join(table.markers("Hopper", "table")).replace("-->\n", "-->\nhopper kept\n")
     doc.write_text(f"# t\n\n{start}\nold\n{end}\n\n{hopper}\n\n<!-- memory:start -->\nkeep\n<!-- memory:end -->\n")
     args = argparse.Namespace(scenario="HalfCheetah", episodes=2, max_steps=10, student_flow_steps=None, merge=True,
-                              qualities=["medium"], seeds=[0, 1], doc=doc, out=tmp_path / "out")
+                              student_max_steps=None, reuse_teachers=False, qualities=["medium"], seeds=[0, 1],
+                              doc=doc, out=tmp_path / "out")
     for seed, student in ((0, 110.0), (1, 90.0), (2, 500.0)):
         cell = {"quality": "medium", "seed": seed, "data": 100.0, "episodes": 4, "teacher": 50.0,
                 "student": student, "seconds": 60.0, "command": table.command(args, ["medium"], [seed]),
@@ -270,3 +271,7 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     assert "- medium: **met** (100 vs 1 × 100, 2 seed(s); fewer than the 3 seeds asked for)." in text
     assert "- expert: not run." in text
     assert "seed 0: 100 / 50 / – / 110 (1.10, 1.0 min)" in text
+    longer = argparse.Namespace(**{**vars(args), "student_max_steps": 30, "reuse_teachers": True})
+    assert table.settings(longer) != table.settings(args)  # students trained longer: a table of their own
+    assert "--student-max-steps 30" in table.command(longer, ["medium"], [0])
+    assert "10 teacher and 30 student gradient steps" in table.steps_text(longer)
