@@ -51,22 +51,24 @@ def fit(config: str, root: Path, seed: int, steps: int, *extra: str) -> Path:
     return root / "final.ckpt"
 
 
+def coordination_config(stage: str) -> dict:
+    """``configs/coordination/<stage>.yaml`` as it is now."""
+    import yaml
+
+    return yaml.safe_load((REPO / "configs/coordination" / f"{stage}.yaml").read_text())
+
+
 def coordination_networks() -> tuple[list[int], dict]:
     """The student's policy widths and the teacher's vector-field settings in configs/coordination/ as they are now,
     so the baselines get the same networks (same actor MLP; the diffusion denoiser = the teacher's field)."""
-    import yaml
-
-    student = yaml.safe_load((REPO / "configs/coordination/student.yaml").read_text())["model"]["init_args"]
-    teacher = yaml.safe_load((REPO / "configs/coordination/teacher.yaml").read_text())["model"]["init_args"]
+    student = coordination_config("student")["model"]["init_args"]
+    teacher = coordination_config("teacher")["model"]["init_args"]
     return list(student["policy"]["init_args"]["hidden_dims"]), teacher["vector_field"]
 
 
 def budget_note(steps: int) -> str:
     """How ``steps`` relates to the coordination configs' own ``trainer.max_steps`` (read, not assumed)."""
-    import yaml
-
-    teacher, student = (yaml.safe_load((REPO / "configs/coordination" / f"{stage}.yaml").read_text())
-                        ["trainer"]["max_steps"] for stage in ("teacher", "student"))
+    teacher, student = (coordination_config(stage)["trainer"]["max_steps"] for stage in ("teacher", "student"))
     if steps != teacher:
         return ""
     if steps == student:

@@ -246,7 +246,7 @@ def run_cell(args, q: str, seed: int) -> dict:
     if args.reuse_teachers and t_ckpt.is_file():
         print(f"[mamujoco_table] reusing the teacher {t_ckpt}", flush=True)
     elif args.reuse_teachers:
-        raise FileNotFoundError(f"--reuse-teachers: no teacher at {t_ckpt}; run the cell without it first")
+        raise SystemExit(f"--reuse-teachers: no {t_ckpt}; train that cell's teacher first (run it without the flag)")
     else:
         fit(configs / f"{name}_teacher.yaml", root / "teacher", seed, q, args.cache, *steps)
     fit(configs / f"{name}_student.yaml", root / "student", seed, q, args.cache, *student_steps, *k,
