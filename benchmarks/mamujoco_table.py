@@ -7,7 +7,8 @@ that seed), trains the teacher with configs/mamujoco/<scenario>_teacher.yaml and
 configs/mamujoco/<scenario>_student.yaml (``seed_everything = seed``, no intermediate evaluation), then evaluates both
 with their ``policy`` on the same ``--episodes`` 1000-step evaluation episodes in mamujoco_v1. Runs in-process
 through the real CLI, quality by quality (a stopped run leaves whole rows). ``--reuse-teachers`` keeps the teachers
-a previous run saved under ``--out`` and trains only the students.
+a previous run saved under ``--out`` and trains only the students. ``--obs-layout omiga`` trains and evaluates in
+the OMIGA layout (every agent sees the whole state plus its id), with cells and a table section of their own.
 
 Each cell's numbers, settings, command and commit are saved as ``<out>/<scenario>/<quality>/seed<k>/result.json``,
 and the table section of docs/results_mamujoco.md is rewritten after every cell (the other sections are kept).
@@ -41,6 +42,17 @@ QUALITIES = ("medium", "expert", "medium-replay", "medium-expert", "random")
 def markers(scenario: str, section: str) -> tuple[str, str]:
     """Start and end comments of one scenario's ``data`` or ``table`` section of the doc."""
     return f"<!-- {scenario} {section}:start -->", f"<!-- {scenario} {section}:end -->"
+
+
+def table_name(args) -> str:
+    """The scenario, plus the observation layout unless native (such cells and tables are kept separate)."""
+    layout = args.obs_layout
+    return args.scenario if layout == "mamujoco" else f"{args.scenario}-{layout}"
+
+
+def datamodule(args, quality: str, seed: int) -> MaMuJoCoDataModule:
+    return MaMuJoCoDataModule(scenario=args.scenario, quality=quality, data_seed=seed, cache_dir=args.cache,
+                              obs_layout=args.obs_layout, progress=False)
 
 
 def replace_section(doc: Path, start: str, end: str, lines: list[str]) -> None:
@@ -136,6 +148,8 @@ def settings(args) -> dict:
     out = {"episodes": args.episodes, "max_steps": args.max_steps, "student_flow_steps": args.student_flow_steps}
     if args.student_max_steps is not None:  # absent from older cells, whose students trained max_steps
         out["student_max_steps"] = args.student_max_steps
+    if args.obs_layout != "mamujoco":  # absent from native-layout cells
+        out["obs_layout"] = args.obs_layout
     return out
 
 
@@ -146,6 +160,7 @@ def command(args, qualities, seeds) -> str:
             + (f" --student-max-steps {args.student_max_steps}" if args.student_max_steps else "")
             + (f" --student-flow-steps {args.student_flow_steps}" if args.student_flow_steps else "")
             + (" --reuse-teachers" if args.reuse_teachers else "")
+            + (f" --obs-layout {args.obs_layout}" if args.obs_layout != "mamujoco" else "")
             + (" --merge" if args.merge else ""))
 
 
@@ -163,7 +178,7 @@ def git_commit() -> str:
 def load_cells(args) -> list[dict]:
     """Per-(quality, seed) results saved by earlier cells under ``--out`` with the same settings."""
     cells = []
-    for f in sorted((args.out / args.scenario).glob("*/seed*/result.json")):
+    for f in sorted((args.out / table_name(args)).glob("*/seed*/result.json")):
         c = json.loads(f.read_text())
         if c.get("settings") == settings(args):
             cells.append(c)
@@ -188,7 +203,9 @@ def write_doc(args, cells: list[dict]) -> None:
     minutes = sum(c["seconds"] for c in cells) / 60
     student_k = (f"the student distils {args.student_flow_steps}-step teacher samples"
                  if args.student_flow_steps else "the student distils the teacher's own K-step samples")
-    lines = [f"## {args.scenario}: behaviour data, teacher and student returns", "",
+    layout = args.obs_layout
+    title = args.scenario + ("" if layout == "mamujoco" else f", `{layout}` observation layout")
+    lines = [f"## {title}: behaviour data, teacher and student returns", "",
              "Made by " + ", then ".join(f"`{c}`" for c in commands)
              + (" (with `--merge`: cells of the same settings from earlier runs are kept)" if len(commands) > 1
                 else "")
@@ -231,12 +248,13 @@ def write_doc(args, cells: list[dict]) -> None:
             f"seed {c['seed']}: {c['data']:.0f} / {c['teacher']:.0f} / "
             + (f"{c['teacher_held']:.0f}" if "teacher_held" in c else "–")
             + f" / {c['student']:.0f} ({c['student'] / c['data']:.2f}, {c['seconds'] / 60:.1f} min)" for c in cs))
-    replace_section(args.doc, *markers(args.scenario, "table"), lines)
+    replace_section(args.doc, *markers(table_name(args).replace("-", " "), "table"), lines)
 
 
 def run_cell(args, q: str, seed: int) -> dict:
     start = time.time()
-    root = args.out / args.scenario / q / f"seed{seed}"
+    root = args.out / table_name(args) / q / f"seed{seed}"
+    layout = [f"--data.init_args.obs_layout={args.obs_layout}"]
     steps = [] if args.max_steps is None else [f"--trainer.max_steps={args.max_steps}"]
     student_steps = steps if args.student_max_steps is None else [f"--trainer.max_steps={args.student_max_steps}"]
     k = [] if args.student_flow_steps is None else [f"--model.init_args.flow_steps={args.student_flow_steps}"]
@@ -248,10 +266,10 @@ def run_cell(args, q: str, seed: int) -> dict:
     elif args.reuse_teachers:
         raise SystemExit(f"--reuse-teachers: no {t_ckpt}; train that cell's teacher first (run it without the flag)")
     else:
-        fit(configs / f"{name}_teacher.yaml", root / "teacher", seed, q, args.cache, *steps)
-    fit(configs / f"{name}_student.yaml", root / "student", seed, q, args.cache, *student_steps, *k,
+        fit(configs / f"{name}_teacher.yaml", root / "teacher", seed, q, args.cache, *steps, *layout)
+    fit(configs / f"{name}_student.yaml", root / "student", seed, q, args.cache, *student_steps, *k, *layout,
         f"--model.init_args.teacher_ckpt={t_ckpt}")
-    dm = MaMuJoCoDataModule(scenario=args.scenario, quality=q, data_seed=seed, cache_dir=args.cache, progress=False)
+    dm = datamodule(args, q, seed)
     m = dm.manifest()
     cell = {"scenario": args.scenario, "quality": q, "seed": seed, "data": m["mean_return"],
             "episodes": m["episodes"], "settings": settings(args), "command": command(args, args.qualities, args.seeds),
@@ -280,6 +298,8 @@ def main() -> None:
                         "train the student only")
     p.add_argument("--student-flow-steps", type=int, default=None,
                    help="teacher Euler steps for the student's distillation targets (default: the teacher's K)")
+    p.add_argument("--obs-layout", default="mamujoco", choices=["mamujoco", "omiga"],
+                   help="observation layout of data and evaluation (omiga: every agent sees the whole state)")
     p.add_argument("--merge", action="store_true",
                    help="keep cells with the same settings from earlier runs (under --out) in the table")
     p.add_argument("--doc", type=Path, default=REPO / "docs/results_mamujoco.md")
@@ -299,9 +319,8 @@ def main() -> None:
         cells = load_cells(args)
         for cell in cells:
             if cell["quality"] in args.qualities and cell["seed"] in args.seeds:
-                root = args.out / args.scenario / cell["quality"] / f"seed{cell['seed']}"
-                dm = MaMuJoCoDataModule(scenario=args.scenario, quality=cell["quality"], data_seed=cell["seed"],
-                                        cache_dir=args.cache, progress=False)
+                root = args.out / table_name(args) / cell["quality"] / f"seed{cell['seed']}"
+                dm = datamodule(args, cell["quality"], cell["seed"])
                 evaluate_cell(cell, dm, root, args.episodes)
                 cell["reevaluated"] = {"command": command(args, args.qualities, args.seeds) + " --eval-only",
                                        "commit": git_commit()}

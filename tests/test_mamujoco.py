@@ -252,8 +252,8 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     hopper = "\n".join(table.markers("Hopper", "table")).replace("-->\n", "-->\nhopper kept\n")
     doc.write_text(f"# t\n\n{start}\nold\n{end}\n\n{hopper}\n\n<!-- memory:start -->\nkeep\n<!-- memory:end -->\n")
     args = argparse.Namespace(scenario="HalfCheetah", episodes=2, max_steps=10, student_flow_steps=None, merge=True,
-                              student_max_steps=None, reuse_teachers=False, qualities=["medium"], seeds=[0, 1],
-                              doc=doc, out=tmp_path / "out")
+                              student_max_steps=None, reuse_teachers=False, obs_layout="mamujoco",
+                              qualities=["medium"], seeds=[0, 1], doc=doc, out=tmp_path / "out")
     for seed, student in ((0, 110.0), (1, 90.0), (2, 500.0)):
         cell = {"quality": "medium", "seed": seed, "data": 100.0, "episodes": 4, "teacher": 50.0,
                 "student": student, "seconds": 60.0, "command": table.command(args, ["medium"], [seed]),
@@ -275,3 +275,13 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     assert table.settings(longer) != table.settings(args)  # students trained longer: a table of their own
     assert "--student-max-steps 30" in table.command(longer, ["medium"], [0])
     assert "10 teacher and 30 student gradient steps" in table.steps_text(longer)
+    omiga = argparse.Namespace(**{**vars(args), "obs_layout": "omiga"})
+    assert table.load_cells(omiga) == []  # other observation layout: cells, settings and table of its own
+    assert table.settings(omiga)["obs_layout"] == "omiga"
+    assert "--obs-layout omiga" in table.command(omiga, ["medium"], [0])
+    table.write_doc(omiga, cells)
+    text = doc.read_text()
+    assert "<!-- HalfCheetah omiga table:start -->" in text
+    assert "## HalfCheetah, `omiga` observation layout" in text
+    native = text.split("omiga table:start")[0]  # the native table is kept as it was
+    assert "| medium | 0 1 | 4 | 100 ± 0 | 50 ± 0 | – | 100 ± 14 | 1.00 |" in native
