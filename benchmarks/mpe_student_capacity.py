@@ -7,7 +7,10 @@ labels every logged observation of its dataset once (it is near-deterministic th
 over noise draws is printed). Each student network is then fitted by plain regression (the distillation term
 alone, no critic) on all episodes but the last 200 and scored on those 200: mean squared error per episode step.
 The first steps are where the team's landmark assignment is decided, and where a flat MLP on the egocentric
-observation falls short of the teacher. Prints a markdown table and writes it to docs/results_mpe_capacity.md.
+observation falls short of the teacher. The last row fits the expert config's student on the same data turned by
+random symmetries of the square (``d4_augment``: each input and its teacher label turned alike), the augmentation
+``MPEDataModule(augment="d4")`` applies in training. Prints a markdown table and writes it to
+docs/results_mpe_capacity.md.
 """
 
 from __future__ import annotations
@@ -24,16 +27,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from macflow.datamodules import MPEDataModule  # noqa: E402
+from macflow.datamodules.augment import d4_augment  # noqa: E402
 from macflow.modules import EntityAttentionPolicy, FlowTeacher, SharedMLPPolicy  # noqa: E402
 
 STEP_BINS = ((0, 3), (3, 8), (8, 15), (15, 25))
 HELD_OUT_EPISODES = 200
 EXPERT_POLICY = yaml.safe_load((REPO / "configs/mpe/expert_student.yaml").read_text())["model"]["init_args"]["policy"]
-STUDENTS = {  # name -> (factory(obs_dim, action_dim, n_agents, noise_dim), gradient steps)
-    "MLP 256x3 (the previous expert student)": (lambda *d: SharedMLPPolicy(*d, hidden_dims=[256] * 3), 3000),
-    "MLP 256x4": (lambda *d: SharedMLPPolicy(*d, hidden_dims=[256] * 4), 3000),
-    "EntityAttentionPolicy width {width}, depth {depth} (the expert config)".format(**EXPERT_POLICY["init_args"]):
-        (lambda *d: EntityAttentionPolicy(*d, **EXPERT_POLICY["init_args"]), 3000),
+EXPERT_NAME = "EntityAttentionPolicy width {width}, depth {depth} (the expert config)".format(
+    **EXPERT_POLICY["init_args"])
+STUDENTS = {  # name -> (factory(obs_dim, action_dim, n_agents, noise_dim), gradient steps, augmentation)
+    "MLP 256x3 (the previous expert student)": (lambda *d: SharedMLPPolicy(*d, hidden_dims=[256] * 3), 3000, None),
+    "MLP 256x4": (lambda *d: SharedMLPPolicy(*d, hidden_dims=[256] * 4), 3000, None),
+    EXPERT_NAME: (lambda *d: EntityAttentionPolicy(*d, **EXPERT_POLICY["init_args"]), 3000, None),
+    EXPERT_NAME + ", D4-augmented data": (lambda *d: EntityAttentionPolicy(*d, **EXPERT_POLICY["init_args"]), 3000,
+                                          d4_augment),
 }
 
 
@@ -80,14 +87,19 @@ def main() -> None:
     train_idx, test_idx = torch.nonzero(~held_out).flatten(), torch.nonzero(held_out).flatten()
     noise_dim = n * a  # shared noise, as the expert student reads it
     rows = []
-    for name, (factory, n_steps) in STUDENTS.items():
+    for name, (factory, n_steps, augment) in STUDENTS.items():
         torch.manual_seed(args.seed)
         net = factory(obs.shape[-1], a, n, noise_dim)
         opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+        turns = torch.Generator().manual_seed(args.seed)
         t0 = time.time()
         for _ in range(n_steps):
             i = train_idx[torch.randint(0, len(train_idx), (args.batch,))]
-            loss = (net(obs[i], torch.randn(args.batch, n, noise_dim)) - target[i]).pow(2).mean()
+            x, y = obs[i], target[i]
+            if augment is not None:
+                turned = augment({"obs": x, "actions": y}, turns)
+                x, y = turned["obs"], turned["actions"]
+            loss = (net(x, torch.randn(args.batch, n, noise_dim)) - y).pow(2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()

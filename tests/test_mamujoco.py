@@ -285,3 +285,23 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     assert "## HalfCheetah, `omiga` observation layout" in text
     native = text.split("omiga table:start")[0]  # the native table is kept as it was
     assert "| medium | 0 1 | 4 | 100 ± 0 | 50 ± 0 | – | 100 ± 14 | 1.00 |" in native
+
+
+def test_info_gap_probe_sees_what_an_agent_cannot_know():
+    """benchmarks/mamujoco_info_gap.py's fit: a target that depends on the other agent's observation is learned
+    from all observations but not from the agent's own."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/mamujoco_info_gap.py"
+    spec = importlib.util.spec_from_file_location("mamujoco_info_gap", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    gen = torch.Generator().manual_seed(0)
+    obs = torch.randn(3000, 2, 3, generator=gen)
+    y = torch.stack([obs[:, 1, :1], obs[:, 0, :1]], 1).tanh()  # agent i's target is the other agent's feature
+    train, test = torch.arange(2500), torch.arange(2500, 3000)
+    own = probe.fit_and_score(obs, y, train, test, [32], steps=300, seed=0)
+    joint = obs.flatten(1).unsqueeze(1).expand(-1, 2, -1)
+    full = probe.fit_and_score(joint, y, train, test, [32], steps=300, seed=0)
+    assert own.shape == (2,) and (own > 0.2).all() and (full < 0.05).all(), (own, full)

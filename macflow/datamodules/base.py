@@ -18,6 +18,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
+from macflow.datamodules.augment import BatchTransform
 from macflow.datamodules.env import MultiAgentEnv
 from macflow.datamodules.sampling import RandomBatches
 from macflow.datamodules.transitions import TransitionData
@@ -62,6 +63,10 @@ class OfflineMARLDataModule(LightningDataModule):
         """``(R - R_random) / (R_expert - R_random)`` where the benchmark has references; else ``None``."""
         return None
 
+    def batch_transform(self) -> BatchTransform | None:
+        """An augmentation applied to every training batch (``None``: the logged transitions as they are)."""
+        return None
+
     def load_cached(self, path: Path) -> TransitionData:
         """Load a generated dataset from the cache, and its per-episode modes file (``<path>.modes.npy``) if any."""
         data = TransitionData.load(path)
@@ -92,7 +97,8 @@ class OfflineMARLDataModule(LightningDataModule):
         trainer = self.trainer
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         rank = trainer.global_rank if trainer is not None else 0
-        return RandomBatches(self.data.to(device), self.batch_size, seed=self.data_seed + rank)
+        return RandomBatches(self.data.to(device), self.batch_size, seed=self.data_seed + rank,
+                             transform=self.batch_transform())
 
     def val_dataloader(self) -> DataLoader:
         world = self.trainer.world_size if self.trainer is not None else 1

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from macflow.datamodules.augment import BatchTransform, d4_augment
 from macflow.datamodules.base import OfflineMARLDataModule
 from macflow.datamodules.env import EnvStep, MultiAgentEnv
 from macflow.datamodules.mpe_policies import ExpertPolicy, NoisyExpertPolicy, RandomPolicy
@@ -283,6 +284,8 @@ class MPEDataModule(OfflineMARLDataModule):
             vault quality folder at ``path``, e.g. ``.../omar/mpe/simple_spread.vlt/Expert``).
         path: folder of the public data when ``source`` is ``omar`` or ``vault``.
         vault_rows: which batch rows (OMAR seeds) of the vault to use; ``null`` = all.
+        augment: ``none`` or ``d4``: turn every training transition by a random symmetry of the square
+            (:func:`~macflow.datamodules.augment.d4_augment`; simple_spread is invariant under them).
         cache_dir: where generated datasets and references are cached (git-ignored ``data_cache/`` by default).
         n_reference_episodes: episodes simulated for the random / expert references of the normalised score.
         data_seed: seed of the generated data and of the batch sampler.
@@ -293,7 +296,8 @@ class MPEDataModule(OfflineMARLDataModule):
                  n_agents: int = 3, max_cycles: int = 25, physics: Literal["mpe2", "omar"] = "mpe2",
                  reward: Literal["mpe2", "omar"] = "mpe2", n_episodes: int | None = None, expert_tol: float = 0.25,
                  medium_sigma: float = MEDIUM_SIGMA, source: Literal["generated", "omar", "vault"] = "generated",
-                 path: str | None = None, vault_rows: list[int] | None = None, cache_dir: str = "data_cache",
+                 path: str | None = None, vault_rows: list[int] | None = None,
+                 augment: Literal["none", "d4"] = "none", cache_dir: str = "data_cache",
                  n_reference_episodes: int = 200, batch_size: int = 256, n_eval_episodes: int = 50,
                  eval_batch_size: int = 50, data_seed: int = 0) -> None:
         super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed)
@@ -302,6 +306,8 @@ class MPEDataModule(OfflineMARLDataModule):
             raise ValueError(f"unknown MPE quality {quality!r}; choose one of {QUALITIES}")
         if source != "generated" and path is None:
             raise ValueError(f"source={source!r} needs data.init_args.path (the downloaded dataset folder)")
+        if augment not in ("none", "d4"):
+            raise ValueError(f"unknown augment {augment!r}; choose 'none' or 'd4'")
         self.n_agents, self.obs_dim, self.action_dim, self.state_dim = n_agents, obs_dim_for(n_agents), 2, 0
         self.discrete = False
         self.n_episodes = n_episodes or DEFAULT_EPISODES[quality]
@@ -387,6 +393,9 @@ class MPEDataModule(OfflineMARLDataModule):
             return read_vault_transitions(h.path, rows=h.vault_rows, terminals_are_timeouts=True,
                                           state_key=None)
         return self.load_cached(self.dataset_path())
+
+    def batch_transform(self) -> BatchTransform | None:
+        return d4_augment if self.hparams.augment == "d4" else None
 
     def manifest(self) -> dict:
         """The generated dataset's manifest (behaviour, seed, episodes, mean return, references)."""
