@@ -161,7 +161,7 @@ def main() -> None:
               f"({time.time() - started:.0f} s). Regression of the frozen teacher's actions (the distillation term "
               f"alone, batch {args.batch}, Adam lr {args.lr}) on all but the last {HELD_OUT_EPISODES} episodes; "
               "mean squared error on those held-out episodes by step in the episode. The teacher's own spread over "
-              f"noise draws on the data: {spread:.5f} (it is near-deterministic here).", "",
+              f"noise draws on the data: {spread:.5f} (half the mean squared difference of two draws).", "",
               f"| {'input of the expert config student' if args.inputs else 'student network'} | steps | MSE steps 0-2 "
               "| 3-7 | 8-14 | 15-24 | all | seconds |",
               "|---|---|---|---|---|---|---|---|"]
