@@ -3,9 +3,9 @@
     OMP_NUM_THREADS=1 python benchmarks/mpe_student_capacity.py --seed 0
 
 The seed-0 expert teacher (runs/benchmarks/mpe/expert/seed<k>/teacher/final.ckpt, from benchmarks/mpe_table.py)
-labels every logged observation of its dataset once (it is near-deterministic there: the spread of its actions
-over noise draws is printed). Each student network is then fitted by plain regression (the distillation term
-alone, no critic) on all episodes but the last 200 and scored on those 200: mean squared error per episode step.
+labels every logged observation of its dataset once (the spread of its actions over noise draws is printed). Each
+student network is then fitted by plain regression (the distillation term alone, no critic) on all episodes
+but the last 200 and scored on those 200: mean squared error per episode step.
 The first steps are where the team's landmark assignment is decided, and where a flat MLP on the egocentric
 observation falls short of the teacher. The last row fits the expert config's student on the same data turned by
 random symmetries of the square (``d4_augment``: each input and its teacher label turned alike), the augmentation
