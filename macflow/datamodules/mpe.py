@@ -284,22 +284,21 @@ class MPEDataModule(OfflineMARLDataModule):
             vault quality folder at ``path``, e.g. ``.../omar/mpe/simple_spread.vlt/Expert``).
         path: folder of the public data when ``source`` is ``omar`` or ``vault``.
         vault_rows: which batch rows (OMAR seeds) of the vault to use; ``null`` = all.
-        augment: ``none`` or ``d4``: turn every training transition by a random symmetry of the square
-            (:func:`~macflow.datamodules.augment.d4_augment`; simple_spread is invariant under them).
         cache_dir: where generated datasets and references are cached (git-ignored ``data_cache/`` by default).
         n_reference_episodes: episodes simulated for the random / expert references of the normalised score.
         data_seed: seed of the generated data and of the batch sampler.
         batch_size, n_eval_episodes, eval_batch_size: see :class:`OfflineMARLDataModule`.
+        augment: ``none`` or ``d4``: turn every training transition by a random symmetry of the square
+            (:func:`~macflow.datamodules.augment.d4_augment`; simple_spread is invariant under them).
     """
 
     def __init__(self, quality: Literal["random", "medium", "expert", "medium-replay"] = "expert",
                  n_agents: int = 3, max_cycles: int = 25, physics: Literal["mpe2", "omar"] = "mpe2",
                  reward: Literal["mpe2", "omar"] = "mpe2", n_episodes: int | None = None, expert_tol: float = 0.25,
                  medium_sigma: float = MEDIUM_SIGMA, source: Literal["generated", "omar", "vault"] = "generated",
-                 path: str | None = None, vault_rows: list[int] | None = None,
-                 augment: Literal["none", "d4"] = "none", cache_dir: str = "data_cache",
+                 path: str | None = None, vault_rows: list[int] | None = None, cache_dir: str = "data_cache",
                  n_reference_episodes: int = 200, batch_size: int = 256, n_eval_episodes: int = 50,
-                 eval_batch_size: int = 50, data_seed: int = 0) -> None:
+                 eval_batch_size: int = 50, data_seed: int = 0, augment: Literal["none", "d4"] = "none") -> None:
         super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed)
         self.save_hyperparameters()
         if quality not in QUALITIES:
