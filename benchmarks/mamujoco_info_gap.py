@@ -102,7 +102,9 @@ def main() -> None:
     rows = [probe(args, q, s, hidden) for q in args.qualities for s in args.seeds]
     command = (f"OMP_NUM_THREADS=1 python benchmarks/mamujoco_info_gap.py --scenario {args.scenario} --qualities "
                f"{' '.join(args.qualities)} --seeds {' '.join(map(str, args.seeds))}"
-               + (f" --steps {args.steps}" if args.steps != 4000 else ""))
+               + (f" --steps {args.steps}" if args.steps != 4000 else "")
+               + (f" --flow-steps {args.flow_steps}" if args.flow_steps != 5 else "")
+               + (f" --held-out {args.held_out}" if args.held_out != 10 else ""))
     lines = [f"## {args.scenario}: what the decentralised student can know (regression probe)", "",
              f"Made by `{command}` ({time.time() - started:.0f} s on a shared 2-core CPU). Do not edit by hand. "
              f"The table's teachers label every logged observation ({args.flow_steps}-step samples, as the student "
