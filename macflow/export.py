@@ -28,6 +28,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from macflow.modules.normalization import ObservationNormalizer
 from macflow.modules.policies import SharedMLPPolicy, StudentPolicy
 from macflow.modules.student import OneStepStudent
 
@@ -38,9 +39,12 @@ class AgentPolicy(nn.Module):
     :class:`SharedMLPPolicy` runs its MLP on ``[onehot(i), o_i, z_i]`` directly. Any other
     :class:`StudentPolicy` is run on a batch where agent ``agent``'s slot holds the inputs and the others hold zeros;
     the student contract (agent i's output depends only on ``obs[:, i]`` and ``z[:, i]``) makes that exact.
+    With ``normalizer`` (a student trained with ``normalize_obs``), agent i's slice of its statistics is applied
+    first, so the exported policy reads raw observations.
     """
 
-    def __init__(self, policy: StudentPolicy, agent: int, discrete: bool) -> None:
+    def __init__(self, policy: StudentPolicy, agent: int, discrete: bool,
+                 normalizer: ObservationNormalizer | None = None) -> None:
         super().__init__()
         if not 0 <= agent < policy.n_agents:
             raise ValueError(f"agent must be in [0, {policy.n_agents}), got {agent}")
@@ -48,9 +52,14 @@ class AgentPolicy(nn.Module):
         self.n_agents = policy.n_agents
         self.shared_mlp = isinstance(policy, SharedMLPPolicy)
         self.register_buffer("agent_id", torch.nn.functional.one_hot(torch.tensor(agent), policy.n_agents).float())
+        self.register_buffer("obs_mean", torch.zeros(policy.obs_dim) if normalizer is None
+                             else normalizer.mean[agent].detach().clone())
+        self.register_buffer("obs_std", torch.ones(policy.obs_dim) if normalizer is None
+                             else normalizer.std[agent].detach().clone())
 
     def raw(self, obs: Tensor, z: Tensor) -> Tensor:
         """Unclipped actions or logits ``[B, A]``."""
+        obs = (obs - self.obs_mean) / self.obs_std
         if self.shared_mlp:
             x = torch.cat([self.agent_id.to(obs.dtype).expand(obs.shape[0], -1), obs, z], dim=-1)
             return self.policy.net(x)
@@ -71,7 +80,7 @@ class AgentPolicy(nn.Module):
 
 
 def load_student(ckpt: str | Path) -> OneStepStudent:
-    """The student of a checkpoint, actor weights loaded, *without* its teacher (export needs only the actor)."""
+    """The student of a checkpoint, actor weights (and observation statistics) loaded, *without* its teacher."""
     from lightning.pytorch.core.saving import _ALLOWED_INSTANTIATORS
 
     path = Path(ckpt)
@@ -95,13 +104,16 @@ def load_student(ckpt: str | Path) -> OneStepStudent:
         model = getattr(__import__(module_path, fromlist=[name]), name)(OneStepStudent, hparams)
     else:
         model = OneStepStudent(**hparams)
-    actor = {k[len("actor."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("actor.")}
-    model.actor.load_state_dict(actor)
+    for name in ("actor", "obs_normalizer"):
+        prefix = f"{name}."
+        getattr(model, name).load_state_dict(
+            {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
     return model.eval()
 
 
 def agent_policies(student: OneStepStudent) -> list[AgentPolicy]:
-    return [AgentPolicy(student.actor, i, student.discrete).eval() for i in range(student.n_agents)]
+    normalizer = student.obs_normalizer if isinstance(student.obs_normalizer, ObservationNormalizer) else None
+    return [AgentPolicy(student.actor, i, student.discrete, normalizer).eval() for i in range(student.n_agents)]
 
 
 def example_inputs(student: OneStepStudent, batch: int = 2) -> tuple[Tensor, ...]:

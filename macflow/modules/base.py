@@ -2,6 +2,8 @@
 
 * One constructor signature for the data dims (``n_agents``, ``obs_dim``, ``action_dim``, ``state_dim``,
   ``discrete``), which LightningCLI links from the datamodule, so no config repeats them.
+* Optional observation normalisation (``normalize_obs`` of the teacher and the student): :meth:`obs_normalizer_for`
+  builds it and ``on_fit_start`` fits it once on the datamodule's data.
 * Rollout evaluation as ``validation_step`` over episode seeds: each rank simulates its shard of episodes with
   :meth:`policy`; ``on_validation_epoch_end`` all-reduces sums so the logged ``eval/*`` values are global means
   over every episode of every rank.
@@ -16,6 +18,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor
 
 from macflow.datamodules.env import rollout
+from macflow.modules.normalization import ObservationNormalizer
 
 
 def masked_argmax_one_hot(scores: Tensor, legal: Tensor | None) -> Tensor:
@@ -50,6 +53,21 @@ class MACFlowModule(LightningModule):
         self.n_agents, self.obs_dim, self.action_dim = n_agents, obs_dim, action_dim
         self.state_dim, self.discrete = state_dim, discrete
         self._eval_results: list[dict[str, Tensor]] = []
+
+    def obs_normalizer_for(self, enabled: bool) -> torch.nn.Module:
+        """An :class:`ObservationNormalizer` for ``normalize_obs: true``; else the identity, which adds no
+        state-dict keys, so checkpoints from before the option still load strictly."""
+        return ObservationNormalizer(self.n_agents, self.obs_dim) if enabled else torch.nn.Identity()
+
+    def on_fit_start(self) -> None:
+        """Fit the observation statistics on the datamodule's data, once: a resumed run keeps its saved ones."""
+        normalizer = getattr(self, "obs_normalizer", None)
+        if isinstance(normalizer, ObservationNormalizer) and not normalizer.fitted:
+            data = getattr(self.trainer.datamodule, "data", None)
+            if data is None:
+                raise ValueError("normalize_obs: true needs a datamodule whose setup() loads .data (TransitionData), "
+                                 "like every macflow datamodule; or set normalize_obs: false")
+            normalizer.fit(data.observations)
 
     def policy(self, obs: Tensor, legal: Tensor | None = None) -> Tensor:
         """Actions ``[E, N, A]`` (in [-1, 1], or one-hot when discrete) for evaluation rollouts."""

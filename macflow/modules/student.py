@@ -83,6 +83,9 @@ class OneStepStudent(MACFlowModule):
         eval_noise: noise when acting: ``fresh`` per step, ``zero``, or ``fixed`` (one draw reused at every step,
             as the reference code evaluates).
         save_teacher: keep the teacher's weights inside student checkpoints (self-contained, larger files).
+        normalize_obs: z-score the observations the actor and the critics read, per agent and feature, with
+            statistics of the training data, fitted when training starts and saved in the checkpoint (the teacher
+            keeps reading raw observations). For locomotion, where joint velocities dwarf joint angles.
     """
 
     def __init__(self, teacher_ckpt: str,
@@ -96,6 +99,7 @@ class OneStepStudent(MACFlowModule):
                  normalize_q_loss: bool = True, q_agg: Literal["mean", "min"] = "mean",
                  actor_q_agg: Literal["mean", "min"] = "mean",
                  eval_noise: Literal["fresh", "zero", "fixed"] = "fresh", save_teacher: bool = False,
+                 normalize_obs: bool = False,
                  n_agents: int = 1, obs_dim: int = 1, action_dim: int = 1, state_dim: int = 0,
                  discrete: bool = False) -> None:
         super().__init__(n_agents, obs_dim, action_dim, state_dim, discrete)
@@ -105,6 +109,7 @@ class OneStepStudent(MACFlowModule):
         mixer_state_dim = state_dim if state_dim > 0 else n_agents * obs_dim
         self.q_net = MixedCritic(critic(obs_dim, action_dim, n_agents), mixer(n_agents, mixer_state_dim))
         self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.obs_normalizer = self.obs_normalizer_for(normalize_obs)
         self.teacher: FlowTeacher | None = None  # loaded in configure_model (lightning.md §c)
 
     # ---------------------------------------------------------------------------------- teacher
@@ -167,7 +172,7 @@ class OneStepStudent(MACFlowModule):
             z, _ = self.draw_noise(obs.shape[0], obs.device, gen)
             if mode == "zero":
                 z = torch.zeros_like(z)
-        out = self.actor(obs, z)
+        out = self.actor(self.obs_normalizer(obs), z)
         return self.to_actions(out, legal)
 
     def policy(self, obs: Tensor, legal: Tensor | None = None) -> Tensor:
@@ -187,10 +192,11 @@ class OneStepStudent(MACFlowModule):
         with torch.no_grad():
             z_next, _ = self.draw_noise(obs.shape[0], obs.device)
             next_actions = self.act(next_obs, batch.get("next_legal"), z_next)
-            q_next = self.target_q_net(next_obs, next_actions, self.global_state(batch, "next_"))  # [K, B]
+            q_next = self.target_q_net(self.obs_normalizer(next_obs), next_actions,
+                                       self.global_state(batch, "next_"))  # [K, B]
             q_next = aggregate_ensemble(q_next, self.hparams.q_agg)
             target = batch["rewards"] + self.hparams.gamma * (1.0 - batch["dones"]) * q_next
-        q = self.q_net(obs, batch["actions"], self.global_state(batch))  # [K, B]
+        q = self.q_net(self.obs_normalizer(obs), batch["actions"], self.global_state(batch))  # [K, B]
         loss = (q - target).pow(2).mean()
         return loss, {"train/critic/loss": loss, "train/critic/q_mean": q.mean().detach(),
                       "train/critic/target_mean": target.mean()}
@@ -201,6 +207,7 @@ class OneStepStudent(MACFlowModule):
         z, x_0 = self.draw_noise(obs.shape[0], obs.device)
         with torch.no_grad():
             teacher_out = self.teacher.sample(obs, x_0, self.hparams.flow_steps)
+        obs = self.obs_normalizer(obs)  # what the actor and the critics read; the teacher above reads raw ones
         out = self.actor(obs, z)
         frozen = {k: p.detach() for k, p in self.q_net.named_parameters()}
         if self.discrete:

@@ -35,6 +35,9 @@ class FlowTeacher(MACFlowModule):
         weight_decay: AdamW weight decay.
         lr_schedule: ``constant``, or ``cosine``: 5 % linear warm-up then cosine decay to 0 at ``max_steps``.
         compile: compile the vector field in place (``torch.compile``) for training; off on CPU.
+        normalize_obs: z-score the observations the vector field reads, per agent and feature, with statistics of
+            the training data, fitted when training starts and saved in the checkpoint; :meth:`sample` and
+            :meth:`act` still take raw observations.
         n_agents, obs_dim, action_dim, state_dim, discrete: data dims, linked from the datamodule.
     """
 
@@ -42,6 +45,7 @@ class FlowTeacher(MACFlowModule):
                  flow_steps: int = 10, prediction: Literal["velocity", "endpoint"] = "velocity",
                  lr: float = 3e-4, weight_decay: float = 0.0,
                  lr_schedule: Literal["constant", "cosine"] = "constant", compile: bool = False,
+                 normalize_obs: bool = False,
                  n_agents: int = 1, obs_dim: int = 1, action_dim: int = 1, state_dim: int = 0,
                  discrete: bool = False) -> None:
         super().__init__(n_agents, obs_dim, action_dim, state_dim, discrete)
@@ -51,6 +55,7 @@ class FlowTeacher(MACFlowModule):
             raise TypeError(f"vector_field must build an nn.Module, got {type(self.vector_field).__name__}")
         if prediction not in ("velocity", "endpoint"):
             raise ValueError(f"prediction must be 'velocity' or 'endpoint', got {prediction!r}")
+        self.obs_normalizer = self.obs_normalizer_for(normalize_obs)
 
     def velocity(self, x_t: Tensor, t: Tensor, obs: Tensor) -> Tensor:
         """The flow's velocity ``[B, N, A]`` at ``x_t`` (whatever the network predicts)."""
@@ -66,7 +71,7 @@ class FlowTeacher(MACFlowModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         self.check_batch(batch)
         loss_fn = endpoint_loss if self.hparams.prediction == "endpoint" else flow_matching_loss
-        loss = loss_fn(self.vector_field, batch["actions"], batch["obs"])
+        loss = loss_fn(self.vector_field, batch["actions"], self.obs_normalizer(batch["obs"]))
         self.log("train/flow_loss", loss, prog_bar=True)
         return loss
 
@@ -81,7 +86,7 @@ class FlowTeacher(MACFlowModule):
         """Joint Euler sample ``[B, N, A]`` (unclipped) from ``noise`` (default: fresh ``N(0, I)``) given ``obs``."""
         if noise is None:
             noise = torch.randn(obs.shape[0], self.n_agents, self.action_dim, device=obs.device, dtype=obs.dtype)
-        return euler_sample(self.velocity, obs, noise, steps or self.hparams.flow_steps)
+        return euler_sample(self.velocity, self.obs_normalizer(obs), noise, steps or self.hparams.flow_steps)
 
     @torch.no_grad()
     def act(self, obs: Tensor, legal: Tensor | None = None, noise: Tensor | None = None,
