@@ -28,26 +28,20 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from mamujoco_table import markers, replace_section  # noqa: E402
+from regression_probe import fit_by_regression, squared_error  # noqa: E402
 
 from macflow.datamodules import MaMuJoCoDataModule  # noqa: E402
 from macflow.modules import FlowTeacher, SharedMLPPolicy  # noqa: E402
 
 
 def fit_and_score(x: torch.Tensor, y: torch.Tensor, train: torch.Tensor, test: torch.Tensor, hidden: list[int],
-                  steps: int, seed: int, batch: int = 256, lr: float = 1e-3) -> torch.Tensor:
+                  steps: int, seed: int) -> torch.Tensor:
     """Held-out squared error per agent ``[N]`` of a shared MLP fitted from ``x [T, N, D]`` to ``y [T, N, A]``."""
     torch.manual_seed(seed)
     n, a = y.shape[1], y.shape[2]
     net = SharedMLPPolicy(x.shape[-1], a, n, n * a, hidden_dims=hidden)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    for _ in range(steps):
-        i = train[torch.randint(0, len(train), (batch,))]
-        loss = (net(x[i], torch.zeros(batch, n, n * a)) - y[i]).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        return (net(x[test], torch.zeros(len(test), n, n * a)) - y[test]).pow(2).mean((0, 2))
+    fit_by_regression(net, x, y, train, steps, n * a, random_noise=False)
+    return squared_error(net, x, y, test, n * a, random_noise=False).mean((0, 2))
 
 
 def probe(args, quality: str, seed: int, hidden: list[int]) -> str:

@@ -31,6 +31,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from regression_probe import fit_by_regression, squared_error  # noqa: E402
 
 from macflow.datamodules import MPEDataModule  # noqa: E402
 from macflow.datamodules.augment import d4_augment  # noqa: E402
@@ -133,22 +136,10 @@ def main() -> None:
     for name, (inputs, factory, n_steps, augment) in fits.items():
         torch.manual_seed(args.seed)
         net = factory(inputs.shape[-1], a, n, noise_dim)
-        opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-        turns = torch.Generator().manual_seed(args.seed)
         t0 = time.time()
-        for _ in range(n_steps):
-            i = train_idx[torch.randint(0, len(train_idx), (args.batch,))]
-            x, y = inputs[i], target[i]
-            if augment is not None:
-                turned = augment({"obs": x, "actions": y}, turns)
-                x, y = turned["obs"], turned["actions"]
-            loss = (net(x, torch.randn(args.batch, n, noise_dim)) - y).pow(2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            err = (net(inputs[test_idx], torch.randn(len(test_idx), n, noise_dim)) - target[test_idx]).pow(2).mean(
-                (1, 2))
+        fit_by_regression(net, inputs, target, train_idx, n_steps, noise_dim, random_noise=True, batch=args.batch,
+                          lr=args.lr, augment=augment, augment_seed=args.seed)
+        err = squared_error(net, inputs, target, test_idx, noise_dim, random_noise=True).mean((1, 2))
         at = steps[test_idx]
         bins = [err[(at >= lo) & (at < hi)].mean().item() for lo, hi in STEP_BINS]
         rows.append(f"| {name} | {n_steps} | " + " | ".join(f"{b:.4f}" for b in bins)
