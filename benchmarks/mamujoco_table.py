@@ -248,7 +248,7 @@ def write_doc(args, cells: list[dict]) -> None:
             f"seed {c['seed']}: {c['data']:.0f} / {c['teacher']:.0f} / "
             + (f"{c['teacher_held']:.0f}" if "teacher_held" in c else "–")
             + f" / {c['student']:.0f} ({c['student'] / c['data']:.2f}, {c['seconds'] / 60:.1f} min)" for c in cs))
-    replace_section(args.doc, *markers(table_name(args).replace("-", " "), "table"), lines)
+    replace_section(args.doc, *markers(table_name(args), "table"), lines)
 
 
 def run_cell(args, q: str, seed: int) -> dict:

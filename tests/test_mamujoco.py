@@ -281,9 +281,9 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     assert "--obs-layout omiga" in table.command(omiga, ["medium"], [0])
     table.write_doc(omiga, cells)
     text = doc.read_text()
-    assert "<!-- HalfCheetah omiga table:start -->" in text
+    assert "<!-- HalfCheetah-omiga table:start -->" in text
     assert "## HalfCheetah, `omiga` observation layout" in text
-    native = text.split("omiga table:start")[0]  # the native table is kept as it was
+    native = text.split("-omiga table:start")[0]  # the native table is kept as it was
     assert "| medium | 0 1 | 4 | 100 ± 0 | 50 ± 0 | – | 100 ± 14 | 1.00 |" in native
 
 
