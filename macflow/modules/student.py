@@ -85,7 +85,7 @@ class OneStepStudent(MACFlowModule):
         save_teacher: keep the teacher's weights inside student checkpoints (self-contained, larger files).
         normalize_obs: z-score the observations the actor and the critics read, per agent and feature, with
             statistics of the training data, fitted when training starts and saved in the checkpoint (the teacher
-            keeps reading raw observations). For locomotion, where joint velocities dwarf joint angles.
+            keeps reading raw observations). For locomotion, whose features' scales differ by two orders of magnitude.
     """
 
     def __init__(self, teacher_ckpt: str,
