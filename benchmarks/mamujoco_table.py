@@ -9,6 +9,7 @@ with their ``policy`` on the same ``--episodes`` 1000-step evaluation episodes i
 through the real CLI, quality by quality (a stopped run leaves whole rows). ``--reuse-teachers`` keeps the teachers
 a previous run saved under ``--out`` and trains only the students. ``--obs-layout omiga`` trains and evaluates in
 the OMIGA layout (every agent sees the whole state plus its id), with cells and a table section of their own.
+``--student-set expert:normalize_obs=false`` overrides one student setting for one quality's cells (recorded).
 
 Each cell's numbers, settings, command and commit are saved as ``<out>/<scenario>/<quality>/seed<k>/result.json``,
 and the table section of docs/results_mamujoco.md is rewritten after every cell (the other sections are kept).
@@ -143,13 +144,29 @@ def fmt(values: list[float]) -> str:
     return f"{statistics.mean(values):.0f} ± {std:.0f}"
 
 
-def settings(args) -> dict:
+def student_overrides(args, quality: str) -> dict[str, str]:
+    """The ``--student-set QUALITY:KEY=VALUE`` overrides of the student's ``model.init_args`` for one quality."""
+    out = {}
+    for item in args.student_set:
+        q, sep, assignment = item.partition(":")
+        key, eq, value = assignment.partition("=")
+        if not (sep and eq and key) or q not in QUALITIES:
+            raise SystemExit(f"--student-set {item!r}: write QUALITY:KEY=VALUE with QUALITY one of {QUALITIES}, "
+                             "e.g. expert:normalize_obs=false")
+        if q == quality:
+            out[key] = value
+    return out
+
+
+def settings(args, quality: str) -> dict:
     """What makes two cells comparable (only cells with equal settings share a table)."""
     out = {"episodes": args.episodes, "max_steps": args.max_steps, "student_flow_steps": args.student_flow_steps}
     if args.student_max_steps is not None:  # absent from older cells, whose students trained max_steps
         out["student_max_steps"] = args.student_max_steps
     if args.obs_layout != "mamujoco":  # absent from native-layout cells
         out["obs_layout"] = args.obs_layout
+    if overrides := student_overrides(args, quality):  # absent from cells with the config's student as it is
+        out["student_overrides"] = overrides
     return out
 
 
@@ -161,6 +178,7 @@ def command(args, qualities, seeds) -> str:
             + (f" --student-flow-steps {args.student_flow_steps}" if args.student_flow_steps else "")
             + (" --reuse-teachers" if args.reuse_teachers else "")
             + (f" --obs-layout {args.obs_layout}" if args.obs_layout != "mamujoco" else "")
+            + "".join(f" --student-set {item}" for item in args.student_set)
             + (" --merge" if args.merge else ""))
 
 
@@ -180,7 +198,7 @@ def load_cells(args) -> list[dict]:
     cells = []
     for f in sorted((args.out / table_name(args)).glob("*/seed*/result.json")):
         c = json.loads(f.read_text())
-        if c.get("settings") == settings(args):
+        if c.get("settings") == settings(args, c["quality"]):
             cells.append(c)
     return cells
 
@@ -203,6 +221,10 @@ def write_doc(args, cells: list[dict]) -> None:
     minutes = sum(c["seconds"] for c in cells) / 60
     student_k = (f"the student distils {args.student_flow_steps}-step teacher samples"
                  if args.student_flow_steps else "the student distils the teacher's own K-step samples")
+    overridden = {q: cs[0]["settings"]["student_overrides"] for q, cs in by_q.items()
+                  if "student_overrides" in cs[0]["settings"]}
+    student_k += "".join(f"; {q} students with " + ", ".join(f"`{k}: {v}`" for k, v in o.items())
+                         + " (`--student-set`)" for q, o in overridden.items())
     layout = args.obs_layout
     title = args.scenario + ("" if layout == "mamujoco" else f", `{layout}` observation layout")
     lines = [f"## {title}: behaviour data, teacher and student returns", "",
@@ -267,12 +289,13 @@ def run_cell(args, q: str, seed: int) -> dict:
         raise SystemExit(f"--reuse-teachers: no {t_ckpt}; train that cell's teacher first (run it without the flag)")
     else:
         fit(configs / f"{name}_teacher.yaml", root / "teacher", seed, q, args.cache, *steps, *layout)
+    overrides = [f"--model.init_args.{key}={value}" for key, value in student_overrides(args, q).items()]
     fit(configs / f"{name}_student.yaml", root / "student", seed, q, args.cache, *student_steps, *k, *layout,
-        f"--model.init_args.teacher_ckpt={t_ckpt}")
+        f"--model.init_args.teacher_ckpt={t_ckpt}", *overrides)
     dm = datamodule(args, q, seed)
     m = dm.manifest()
     cell = {"scenario": args.scenario, "quality": q, "seed": seed, "data": m["mean_return"],
-            "episodes": m["episodes"], "settings": settings(args), "command": command(args, args.qualities, args.seeds),
+            "episodes": m["episodes"], "settings": settings(args, q), "command": command(args, args.qualities, args.seeds),
             "commit": git_commit()}
     evaluate_cell(cell, dm, root, args.episodes)
     cell["seconds"] = round(time.time() - start, 1)
@@ -300,6 +323,9 @@ def main() -> None:
                    help="teacher Euler steps for the student's distillation targets (default: the teacher's K)")
     p.add_argument("--obs-layout", default="mamujoco", choices=["mamujoco", "omiga"],
                    help="observation layout of data and evaluation (omiga: every agent sees the whole state)")
+    p.add_argument("--student-set", nargs="+", default=[], metavar="QUALITY:KEY=VALUE",
+                   help="override the student config's model.init_args.KEY for one quality's cells, e.g. "
+                        "expert:normalize_obs=false (recorded in the cells' settings and the table)")
     p.add_argument("--merge", action="store_true",
                    help="keep cells with the same settings from earlier runs (under --out) in the table")
     p.add_argument("--doc", type=Path, default=REPO / "docs/results_mamujoco.md")

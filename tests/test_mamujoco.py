@@ -252,12 +252,12 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     hopper = "\n".join(table.markers("Hopper", "table")).replace("-->\n", "-->\nhopper kept\n")
     doc.write_text(f"# t\n\n{start}\nold\n{end}\n\n{hopper}\n\n<!-- memory:start -->\nkeep\n<!-- memory:end -->\n")
     args = argparse.Namespace(scenario="HalfCheetah", episodes=2, max_steps=10, student_flow_steps=None, merge=True,
-                              student_max_steps=None, reuse_teachers=False, obs_layout="mamujoco",
+                              student_max_steps=None, reuse_teachers=False, obs_layout="mamujoco", student_set=[],
                               qualities=["medium"], seeds=[0, 1], doc=doc, out=tmp_path / "out")
     for seed, student in ((0, 110.0), (1, 90.0), (2, 500.0)):
         cell = {"quality": "medium", "seed": seed, "data": 100.0, "episodes": 4, "teacher": 50.0,
                 "student": student, "seconds": 60.0, "command": table.command(args, ["medium"], [seed]),
-                "commit": "abc", "settings": table.settings(args) | ({"max_steps": 99} if seed == 2 else {})}
+                "commit": "abc", "settings": table.settings(args, "medium") | ({"max_steps": 99} if seed == 2 else {})}
         root = args.out / "HalfCheetah/medium" / f"seed{seed}"
         root.mkdir(parents=True)
         (root / "result.json").write_text(json.dumps(cell))
@@ -272,12 +272,12 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     assert "- expert: not run." in text
     assert "seed 0: 100 / 50 / – / 110 (1.10, 1.0 min)" in text
     longer = argparse.Namespace(**{**vars(args), "student_max_steps": 30, "reuse_teachers": True})
-    assert table.settings(longer) != table.settings(args)  # students trained longer: a table of their own
+    assert table.settings(longer, "medium") != table.settings(args, "medium")  # students trained longer: a table of their own
     assert "--student-max-steps 30" in table.command(longer, ["medium"], [0])
     assert "10 teacher and 30 student gradient steps" in table.steps_text(longer)
     omiga = argparse.Namespace(**{**vars(args), "obs_layout": "omiga"})
     assert table.load_cells(omiga) == []  # other observation layout: cells, settings and table of its own
-    assert table.settings(omiga)["obs_layout"] == "omiga"
+    assert table.settings(omiga, "medium")["obs_layout"] == "omiga"
     assert "--obs-layout omiga" in table.command(omiga, ["medium"], [0])
     table.write_doc(omiga, cells)
     text = doc.read_text()
@@ -285,6 +285,16 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     assert "## HalfCheetah, `omiga` observation layout" in text
     native = text.split("-omiga table:start")[0]  # the native table is kept as it was
     assert "| medium | 0 1 | 4 | 100 ± 0 | 50 ± 0 | – | 100 ± 14 | 1.00 |" in native
+    per_quality = argparse.Namespace(**{**vars(args), "student_set": ["expert:normalize_obs=false"]})
+    assert table.settings(per_quality, "medium") == table.settings(args, "medium")  # medium cells keep their table
+    assert table.settings(per_quality, "expert")["student_overrides"] == {"normalize_obs": "false"}
+    assert [c["seed"] for c in table.load_cells(per_quality)] == [0, 1]
+    assert "--student-set expert:normalize_obs=false" in table.command(per_quality, ["expert"], [0])
+    expert = {**cells[0], "quality": "expert", "settings": table.settings(per_quality, "expert")}
+    table.write_doc(per_quality, [*cells, expert])
+    assert "; expert students with `normalize_obs: false` (`--student-set`)" in doc.read_text()
+    with pytest.raises(SystemExit, match="QUALITY:KEY=VALUE"):
+        table.student_overrides(argparse.Namespace(student_set=["normalize_obs=false"]), "expert")
 
 
 def test_info_gap_probe_sees_what_an_agent_cannot_know():
