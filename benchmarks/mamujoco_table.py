@@ -11,16 +11,19 @@ a previous run saved under ``--out`` and trains only the students. ``--obs-layou
 the OMIGA layout (every agent sees the whole state plus its id), with cells and a table section of their own.
 ``--student-set expert:normalize_obs=false`` overrides one student setting for one quality's cells (recorded).
 
-Each cell's numbers, settings, command and commit are saved as ``<out>/<scenario>/<quality>/seed<k>/result.json``,
-and the table section of docs/results_mamujoco.md is rewritten after every cell (the other sections are kept).
-``--merge`` also tabulates cells of earlier runs with the same settings (episodes, steps, student steps and flow
-steps), so a table can be completed by several runs; the doc names every command that contributed.
+Each cell's numbers, settings, command and commit are saved as ``<cells>/<table>/<quality>/seed<k>.json``
+(``--cells``, default docs/cells/mamujoco: committed with the table, so a fresh clone can re-render or extend it;
+checkpoints stay under ``--out``), and the table section of docs/results_mamujoco.md is rewritten after every cell
+(the other sections are kept). ``--merge`` also tabulates cells of earlier runs with the same settings (episodes,
+steps, student steps and flow steps), so a table can be completed by several runs; the doc names every command that
+contributed. ``--merge`` refuses to replace a section that counts more cells than it can find (records missing).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -193,14 +196,45 @@ def git_commit() -> str:
         return "unknown"
 
 
+def cell_path(args, quality: str, seed: int) -> Path:
+    """Where one cell's record lives (under ``--cells``, committed beside the doc)."""
+    return args.cells / table_name(args) / quality / f"seed{seed}.json"
+
+
+def save_cell(args, cell: dict) -> None:
+    path = cell_path(args, cell["quality"], cell["seed"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cell, indent=1) + "\n")
+
+
 def load_cells(args) -> list[dict]:
-    """Per-(quality, seed) results saved by earlier cells under ``--out`` with the same settings."""
+    """Per-(quality, seed) results saved by earlier cells under ``--cells`` with the same settings."""
     cells = []
-    for f in sorted((args.out / table_name(args)).glob("*/seed*/result.json")):
+    for f in sorted((args.cells / table_name(args)).glob("*/seed*.json")):
         c = json.loads(f.read_text())
         if c.get("settings") == settings(args, c["quality"]):
             cells.append(c)
     return cells
+
+
+def cells_in_doc(args) -> int:
+    """How many cells the doc's current section of this table counts (0 when it has none)."""
+    text = args.doc.read_text() if args.doc.exists() else ""
+    start, end = markers(table_name(args), "table")
+    if start not in text:
+        return 0
+    found = re.search(r"(\d+) \(quality, seed\) cells", text[text.index(start):text.index(end)])
+    return int(found.group(1)) if found else 0
+
+
+def check_merge(args, cells: list[dict]) -> None:
+    """Stop before a ``--merge`` run drops rows: the doc's section must not count more cells than were found."""
+    have = cells_in_doc(args)
+    if have > len(cells):
+        raise SystemExit(
+            f"--merge: the doc's {table_name(args)} table counts {have} cells, but only {len(cells)} with these "
+            f"settings are under {args.cells / table_name(args)}; re-running would drop rows. Re-run the missing "
+            "cells with the table's own commands, or leave out --merge to start the table afresh")
 
 
 def steps_text(args) -> str:
@@ -299,7 +333,7 @@ def run_cell(args, q: str, seed: int) -> dict:
             "commit": git_commit()}
     evaluate_cell(cell, dm, root, args.episodes)
     cell["seconds"] = round(time.time() - start, 1)
-    (root / "result.json").write_text(json.dumps(cell, indent=1))
+    save_cell(args, cell)
     print(f"[mamujoco_table] {args.scenario} {q} seed {seed}: behaviour={cell['data']:.1f}, "
           f"teacher={cell['teacher']:.1f}, student={cell['student']:.1f} ({cell['seconds']:.0f} s)", flush=True)
     return cell
@@ -312,7 +346,9 @@ def main() -> None:
     p.add_argument("--qualities", nargs="+", default=list(QUALITIES), choices=QUALITIES)
     p.add_argument("--episodes", type=int, default=5, help="evaluation episodes per model")
     p.add_argument("--cache", default=str(REPO / "data_cache"))
-    p.add_argument("--out", type=Path, default=REPO / "runs/benchmarks/mamujoco")
+    p.add_argument("--out", type=Path, default=REPO / "runs/benchmarks/mamujoco", help="checkpoints")
+    p.add_argument("--cells", type=Path, default=REPO / "docs/cells/mamujoco",
+                   help="the cells' records (committed: the table is rendered from them)")
     p.add_argument("--max-steps", type=int, default=None, help="override the configs' gradient steps")
     p.add_argument("--student-max-steps", type=int, default=None,
                    help="the student's gradient steps (default: --max-steps, else the config's)")
@@ -331,7 +367,8 @@ def main() -> None:
     p.add_argument("--doc", type=Path, default=REPO / "docs/results_mamujoco.md")
     p.add_argument("--data-only", action="store_true", help="only (generate and) tabulate the datasets")
     p.add_argument("--doc-only", action="store_true",
-                   help="only rewrite the table section from the saved cells with these settings")
+                   help="only rewrite the table section from the saved cells with these settings (refused, as with "
+                        "--merge, where the section counts more cells than are saved)")
     p.add_argument("--eval-only", action="store_true",
                    help="re-evaluate the saved checkpoints of finished cells (same settings), then rewrite the table")
     args = p.parse_args()
@@ -340,7 +377,9 @@ def main() -> None:
         return write_data_doc(args)
     done: dict[tuple[str, int], dict] = {}
     if args.doc_only:
-        return write_doc(args, load_cells(args))
+        cells = load_cells(args)
+        check_merge(args, cells)
+        return write_doc(args, cells)
     if args.eval_only:
         cells = load_cells(args)
         for cell in cells:
@@ -350,13 +389,15 @@ def main() -> None:
                 evaluate_cell(cell, dm, root, args.episodes)
                 cell["reevaluated"] = {"command": command(args, args.qualities, args.seeds) + " --eval-only",
                                        "commit": git_commit()}
-                (root / "result.json").write_text(json.dumps(cell, indent=1))
+                save_cell(args, cell)
                 print(f"[mamujoco_table] re-evaluated {cell['quality']} seed {cell['seed']}: teacher "
                       f"{cell['teacher']:.1f}, held {cell['teacher_held']:.1f}, student {cell['student']:.1f}",
                       flush=True)
         return write_doc(args, cells)
     if args.merge:
-        done = {(c["quality"], c["seed"]): c for c in load_cells(args)}
+        cells = load_cells(args)
+        check_merge(args, cells)
+        done = {(c["quality"], c["seed"]): c for c in cells}
     for q in args.qualities:  # quality-major: a stopped run leaves whole rows
         for seed in args.seeds:
             done[(q, seed)] = run_cell(args, q, seed)

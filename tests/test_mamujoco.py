@@ -253,14 +253,14 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     doc.write_text(f"# t\n\n{start}\nold\n{end}\n\n{hopper}\n\n<!-- memory:start -->\nkeep\n<!-- memory:end -->\n")
     args = argparse.Namespace(scenario="HalfCheetah", episodes=2, max_steps=10, student_flow_steps=None, merge=True,
                               student_max_steps=None, reuse_teachers=False, obs_layout="mamujoco", student_set=[],
-                              qualities=["medium"], seeds=[0, 1], doc=doc, out=tmp_path / "out")
+                              qualities=["medium"], seeds=[0, 1], doc=doc, out=tmp_path / "out",
+                              cells=tmp_path / "cells")
     for seed, student in ((0, 110.0), (1, 90.0), (2, 500.0)):
         cell = {"quality": "medium", "seed": seed, "data": 100.0, "episodes": 4, "teacher": 50.0,
                 "student": student, "seconds": 60.0, "command": table.command(args, ["medium"], [seed]),
                 "commit": "abc", "settings": table.settings(args, "medium") | ({"max_steps": 99} if seed == 2 else {})}
-        root = args.out / "HalfCheetah/medium" / f"seed{seed}"
-        root.mkdir(parents=True)
-        (root / "result.json").write_text(json.dumps(cell))
+        table.save_cell(args, cell)
+    assert (tmp_path / "cells/HalfCheetah/medium/seed2.json").is_file()  # records live under --cells
     cells = table.load_cells(args)
     assert [c["seed"] for c in cells] == [0, 1]  # seed 2 ran with other settings: not mixed in
     table.write_doc(args, cells)
@@ -271,6 +271,9 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     assert "- medium: **met** (100 vs 1 × 100, 2 seed(s); fewer than the 3 seeds asked for)." in text
     assert "- expert: not run." in text
     assert "seed 0: 100 / 50 / – / 110 (1.10, 1.0 min)" in text
+    table.check_merge(args, cells)  # the native section counts the 2 cells found: nothing would be lost
+    with pytest.raises(SystemExit, match="counts 2 cells, but only 1"):
+        table.check_merge(args, cells[:1])  # records missing (a fresh clone without them): --merge would drop rows
     longer = argparse.Namespace(**{**vars(args), "student_max_steps": 30, "reuse_teachers": True})
     assert table.settings(longer, "medium") != table.settings(args, "medium")  # students trained longer: a table of their own
     assert "--student-max-steps 30" in table.command(longer, ["medium"], [0])
