@@ -126,20 +126,34 @@ def evaluate(model, dm: MaMuJoCoDataModule, episodes: int, policy=None) -> float
     return float(rollout(dm.make_env(seeds), policy or model.policy)["return"].mean())
 
 
+def held_noise(model: FlowTeacher | OneStepStudent, episodes: int) -> torch.Tensor:
+    """One joint noise draw ``[episodes, N, A]`` per episode, to be held for all its steps (the models' ``policy``
+    in the table draws fresh noise at every step, so on mixed data it can switch between behaviours from one step to
+    the next)."""
+    return torch.randn(episodes, model.n_agents, model.action_dim, generator=torch.Generator().manual_seed(0))
+
+
 def held_noise_policy(teacher: FlowTeacher, episodes: int):
-    """The teacher with one noise draw per episode, held for all its steps (the table's teacher draws fresh noise
-    at every step, so on mixed data it can switch between behaviours from one step to the next)."""
-    noise = torch.randn(episodes, teacher.n_agents, teacher.action_dim, generator=torch.Generator().manual_seed(0))
+    """The teacher with one noise draw per episode, held for all its steps."""
+    noise = held_noise(teacher, episodes)
     return lambda obs, legal=None: teacher.act(obs, legal, noise=noise)
 
 
+def held_noise_student(student: OneStepStudent, episodes: int):
+    """The student with one joint noise draw per episode, held for all its steps (its ``eval_noise: fixed``)."""
+    z = student.student_noise(held_noise(student, episodes))
+    return lambda obs, legal=None: student.act(obs, legal, z=z)
+
+
 def evaluate_cell(cell: dict, dm: MaMuJoCoDataModule, root: Path, episodes: int) -> None:
-    """Fill the cell's ``teacher``, ``teacher_held`` and ``student`` returns from its saved checkpoints."""
+    """Fill the cell's ``teacher``, ``teacher_held``, ``student`` and ``student_held`` returns from its saved
+    checkpoints."""
     teacher = FlowTeacher.load_from_checkpoint(root / "teacher/final.ckpt", map_location="cpu").eval()
     cell["teacher"] = evaluate(teacher, dm, episodes)
     cell["teacher_held"] = evaluate(teacher, dm, episodes, held_noise_policy(teacher, episodes))
     student = OneStepStudent.load_from_checkpoint(root / "student/final.ckpt", map_location="cpu").eval()
     cell["student"] = evaluate(student, dm, episodes)
+    cell["student_held"] = evaluate(student, dm, episodes, held_noise_student(student, episodes))
 
 
 def fmt(values: list[float]) -> str:
@@ -272,20 +286,24 @@ def write_doc(args, cells: list[dict]) -> None:
              "", f"Returns of 1000-step episodes in `mamujoco_v1`; models evaluated on the same {args.episodes} "
              "evaluation seeds; mean ± std over the data/training seeds (std 0 with one seed). Behaviour return = "
              "the dataset's mean episode return. The teacher column draws fresh noise at every step (its `policy`); "
-             "'noise held per episode' is the same teacher with one noise draw per episode kept for all 1000 steps "
-             "(a diagnostic: on data mixed from several behaviours, fresh noise can switch behaviour every step)."
+             "'noise held per episode' is the same model with one noise draw per episode kept for all 1000 steps "
+             "(a diagnostic: on data mixed from several behaviours, fresh noise can switch behaviour every step; "
+             "for the student it is `eval_noise: fixed`). The ratio and the targets use the student column."
              + "".join(f" Evaluations re-run from the saved checkpoints by `{x}` (code {y})." for x, y in dict.fromkeys(
                  (c["reevaluated"]["command"], c["reevaluated"]["commit"]) for c in cells if "reevaluated" in c)),
              "",
              "| data | seeds | episodes | behaviour return | teacher (K = 10) | teacher, noise held per episode | "
-             "student (1 step) | student / behaviour |", "|---|---|---|---|---|---|---|---|"]
+             "student (1 step) | student, noise held per episode | student / behaviour |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for q, cs in by_q.items():
         data, teacher, student = ([c[k] for c in cs] for k in ("data", "teacher", "student"))
         d = statistics.mean(data)
         ratio = statistics.mean(student) / d if d > 0 else float("nan")  # a ratio means nothing below 0
-        held = fmt([c["teacher_held"] for c in cs]) if all("teacher_held" in c for c in cs) else "–"
+        held, s_held = (fmt([c[k] for c in cs]) if all(k in c for c in cs) else "–"
+                        for k in ("teacher_held", "student_held"))
         lines.append(f"| {q} | {' '.join(str(c['seed']) for c in cs)} | {cs[0]['episodes']} | {fmt(data)} | "
-                     f"{fmt(teacher)} | {held} | {fmt(student)} | {'–' if ratio != ratio else f'{ratio:.2f}'} |")
+                     f"{fmt(teacher)} | {held} | {fmt(student)} | {s_held} | "
+                     f"{'–' if ratio != ratio else f'{ratio:.2f}'} |")
     lines += ["", "Targets: student ≥ behaviour on medium and medium-replay, ≥ 90 % of it on expert (on the means "
               "over seeds).", ""]
     for q, need in (("medium", 1.0), ("medium-replay", 1.0), ("expert", 0.9)):
@@ -297,13 +315,16 @@ def write_doc(args, cells: list[dict]) -> None:
                          f"{n} seed(s){'' if n >= 3 else '; fewer than the 3 seeds asked for'}).")
         else:
             lines.append(f"- {q}: not run.")
-    lines += ["", "Per cell (behaviour / teacher / teacher with noise held per episode / student return, student ÷ "
-              "behaviour, cell wall time incl. training, evaluation and any data generation):", ""]
+    lines += ["", "Per cell (behaviour / teacher / teacher with noise held per episode / student / student with "
+              "noise held per episode return, student ÷ behaviour, cell wall time incl. training, evaluation and any "
+              "data generation):", ""]
     for q, cs in by_q.items():
         lines.append(f"- {q}: " + "; ".join(
             f"seed {c['seed']}: {c['data']:.0f} / {c['teacher']:.0f} / "
             + (f"{c['teacher_held']:.0f}" if "teacher_held" in c else "–")
-            + f" / {c['student']:.0f} ({c['student'] / c['data']:.2f}, {c['seconds'] / 60:.1f} min)" for c in cs))
+            + f" / {c['student']:.0f} / "
+            + (f"{c['student_held']:.0f}" if "student_held" in c else "–")
+            + f" ({c['student'] / c['data']:.2f}, {c['seconds'] / 60:.1f} min)" for c in cs))
     replace_section(args.doc, *markers(table_name(args), "table"), lines)
 
 
@@ -391,7 +412,8 @@ def main() -> None:
                                        "commit": git_commit()}
                 save_cell(args, cell)
                 print(f"[mamujoco_table] re-evaluated {cell['quality']} seed {cell['seed']}: teacher "
-                      f"{cell['teacher']:.1f}, held {cell['teacher_held']:.1f}, student {cell['student']:.1f}",
+                      f"{cell['teacher']:.1f}, held {cell['teacher_held']:.1f}, student {cell['student']:.1f}, held "
+                      f"{cell['student_held']:.1f}",
                       flush=True)
         return write_doc(args, cells)
     if args.merge:

@@ -267,10 +267,10 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     text = doc.read_text()
     assert "old" not in text and "keep" in text and "hopper kept" in text  # other sections, other scenarios kept
     assert text.index(start) < text.index("memory:start")
-    assert "| medium | 0 1 | 4 | 100 ± 0 | 50 ± 0 | – | 100 ± 14 | 1.00 |" in text
+    assert "| medium | 0 1 | 4 | 100 ± 0 | 50 ± 0 | – | 100 ± 14 | – | 1.00 |" in text
     assert "- medium: **met** (100 vs 1 × 100, 2 seed(s); fewer than the 3 seeds asked for)." in text
     assert "- expert: not run." in text
-    assert "seed 0: 100 / 50 / – / 110 (1.10, 1.0 min)" in text
+    assert "seed 0: 100 / 50 / – / 110 / – (1.10, 1.0 min)" in text
     table.check_merge(args, cells)  # the native section counts the 2 cells found: nothing would be lost
     with pytest.raises(SystemExit, match="counts 2 cells, but only 1"):
         table.check_merge(args, cells[:1])  # records missing (a fresh clone without them): --merge would drop rows
@@ -287,7 +287,7 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     assert "<!-- HalfCheetah-omiga table:start -->" in text
     assert "## HalfCheetah, `omiga` observation layout" in text
     native = text.split("-omiga table:start")[0]  # the native table is kept as it was
-    assert "| medium | 0 1 | 4 | 100 ± 0 | 50 ± 0 | – | 100 ± 14 | 1.00 |" in native
+    assert "| medium | 0 1 | 4 | 100 ± 0 | 50 ± 0 | – | 100 ± 14 | – | 1.00 |" in native
     per_quality = argparse.Namespace(**{**vars(args), "student_set": ["expert:normalize_obs=false"]})
     assert table.settings(per_quality, "medium") == table.settings(args, "medium")  # medium cells keep their table
     assert table.settings(per_quality, "expert")["student_overrides"] == {"normalize_obs": "false"}
@@ -318,3 +318,27 @@ def test_info_gap_probe_sees_what_an_agent_cannot_know():
     joint = obs.flatten(1).unsqueeze(1).expand(-1, 2, -1)
     full = probe.fit_and_score(joint, y, train, test, [32], steps=300, seed=0)
     assert own.shape == (2,) and (own > 0.2).all() and (full < 0.05).all(), (own, full)
+
+
+def test_table_held_noise_student_is_its_fixed_eval_noise():
+    """The table's 'student, noise held per episode' column is the student's ``eval_noise: fixed``: one joint draw
+    per episode, the same at every step, different across episodes."""
+    import importlib.util
+    from pathlib import Path
+
+    from macflow.modules import OneStepStudent
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/mamujoco_table.py"
+    spec = importlib.util.spec_from_file_location("mamujoco_table", path)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    torch.manual_seed(0)
+    student = OneStepStudent(teacher_ckpt="unused.ckpt", noise="shared", n_agents=2, obs_dim=3, action_dim=2).eval()
+    held = table.held_noise_student(student, episodes=4)
+    obs = torch.randn(4, 2, 3)
+    first, again = held(obs), held(obs)
+    student.hparams.eval_noise = "fixed"
+    assert torch.equal(first, again) and torch.equal(first, student.policy(obs))
+    assert not torch.allclose(first[0], first[1])  # each episode its own draw
+    student.hparams.eval_noise = "fresh"
+    assert not torch.equal(student.policy(obs), student.policy(obs))
