@@ -9,7 +9,8 @@ with their ``policy`` on the same ``--episodes`` 1000-step evaluation episodes i
 through the real CLI, quality by quality (a stopped run leaves whole rows). ``--reuse-teachers`` keeps the teachers
 a previous run saved under ``--out`` and trains only the students. ``--obs-layout omiga`` trains and evaluates in
 the OMIGA layout (every agent sees the whole state plus its id), with cells and a table section of their own.
-``--student-set expert:normalize_obs=false`` overrides one student setting for one quality's cells (recorded).
+``--student-set expert:normalize_obs=false`` overrides one student setting for one quality's cells (recorded);
+``--teacher-set expert:prediction=endpoint`` does the same for the teacher.
 
 Each cell's numbers, settings, command and commit are saved as ``<cells>/<table>/<quality>/seed<k>.json``
 (``--cells``, default docs/cells/mamujoco: committed with the table, so a fresh clone can re-render or extend it;
@@ -161,18 +162,28 @@ def fmt(values: list[float]) -> str:
     return f"{statistics.mean(values):.0f} ± {std:.0f}"
 
 
-def student_overrides(args, quality: str) -> dict[str, str]:
-    """The ``--student-set QUALITY:KEY=VALUE`` overrides of the student's ``model.init_args`` for one quality."""
+def overrides_for(items: list[str], quality: str, flag: str) -> dict[str, str]:
+    """The ``QUALITY:KEY=VALUE`` items of ``flag`` (``--student-set`` / ``--teacher-set``) that apply to one quality."""
     out = {}
-    for item in args.student_set:
+    for item in items:
         q, sep, assignment = item.partition(":")
         key, eq, value = assignment.partition("=")
         if not (sep and eq and key) or q not in QUALITIES:
-            raise SystemExit(f"--student-set {item!r}: write QUALITY:KEY=VALUE with QUALITY one of {QUALITIES}, "
+            raise SystemExit(f"{flag} {item!r}: write QUALITY:KEY=VALUE with QUALITY one of {QUALITIES}, "
                              "e.g. expert:normalize_obs=false")
         if q == quality:
             out[key] = value
     return out
+
+
+def student_overrides(args, quality: str) -> dict[str, str]:
+    """The ``--student-set`` overrides of the student's ``model.init_args`` for one quality."""
+    return overrides_for(args.student_set, quality, "--student-set")
+
+
+def teacher_overrides(args, quality: str) -> dict[str, str]:
+    """The ``--teacher-set`` overrides of the teacher's ``model.init_args`` for one quality."""
+    return overrides_for(getattr(args, "teacher_set", []), quality, "--teacher-set")
 
 
 def settings(args, quality: str) -> dict:
@@ -184,6 +195,8 @@ def settings(args, quality: str) -> dict:
         out["obs_layout"] = args.obs_layout
     if overrides := student_overrides(args, quality):  # absent from cells with the config's student as it is
         out["student_overrides"] = overrides
+    if overrides := teacher_overrides(args, quality):  # absent from cells with the config's teacher as it is
+        out["teacher_overrides"] = overrides
     return out
 
 
@@ -196,6 +209,7 @@ def command(args, qualities, seeds) -> str:
             + (" --reuse-teachers" if args.reuse_teachers else "")
             + (f" --obs-layout {args.obs_layout}" if args.obs_layout != "mamujoco" else "")
             + "".join(f" --student-set {item}" for item in args.student_set)
+            + "".join(f" --teacher-set {item}" for item in getattr(args, "teacher_set", []))
             + (" --merge" if args.merge else ""))
 
 
@@ -203,8 +217,9 @@ def git_commit() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        # docs/ is left out: the table's own doc and cell records change while it runs
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs"],
+                               cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -269,10 +284,11 @@ def write_doc(args, cells: list[dict]) -> None:
     minutes = sum(c["seconds"] for c in cells) / 60
     student_k = (f"the student distils {args.student_flow_steps}-step teacher samples"
                  if args.student_flow_steps else "the student distils the teacher's own K-step samples")
-    overridden = {q: cs[0]["settings"]["student_overrides"] for q, cs in by_q.items()
-                  if "student_overrides" in cs[0]["settings"]}
-    student_k += "".join(f"; {q} students with " + ", ".join(f"`{k}: {v}`" for k, v in o.items())
-                         + " (`--student-set`)" for q, o in overridden.items())
+    for who in ("teacher", "student"):
+        overridden = {q: cs[0]["settings"][f"{who}_overrides"] for q, cs in by_q.items()
+                      if f"{who}_overrides" in cs[0]["settings"]}
+        student_k += "".join(f"; {q} {who}s with " + ", ".join(f"`{k}: {v}`" for k, v in o.items())
+                             + f" (`--{who}-set`)" for q, o in overridden.items())
     layout = args.obs_layout
     title = args.scenario + ("" if layout == "mamujoco" else f", `{layout}` observation layout")
     lines = [f"## {title}: behaviour data, teacher and student returns", "",
@@ -343,7 +359,8 @@ def run_cell(args, q: str, seed: int) -> dict:
     elif args.reuse_teachers:
         raise SystemExit(f"--reuse-teachers: no {t_ckpt}; train that cell's teacher first (run it without the flag)")
     else:
-        fit(configs / f"{name}_teacher.yaml", root / "teacher", seed, q, args.cache, *steps, *layout)
+        t_overrides = [f"--model.init_args.{key}={value}" for key, value in teacher_overrides(args, q).items()]
+        fit(configs / f"{name}_teacher.yaml", root / "teacher", seed, q, args.cache, *steps, *layout, *t_overrides)
     overrides = [f"--model.init_args.{key}={value}" for key, value in student_overrides(args, q).items()]
     fit(configs / f"{name}_student.yaml", root / "student", seed, q, args.cache, *student_steps, *k, *layout,
         f"--model.init_args.teacher_ckpt={t_ckpt}", *overrides)
@@ -383,6 +400,9 @@ def main() -> None:
     p.add_argument("--student-set", nargs="+", default=[], metavar="QUALITY:KEY=VALUE",
                    help="override the student config's model.init_args.KEY for one quality's cells, e.g. "
                         "expert:normalize_obs=false (recorded in the cells' settings and the table)")
+    p.add_argument("--teacher-set", nargs="+", default=[], metavar="QUALITY:KEY=VALUE",
+                   help="override the teacher config's model.init_args.KEY for one quality's cells, e.g. "
+                        "expert:prediction=endpoint (recorded like --student-set)")
     p.add_argument("--merge", action="store_true",
                    help="keep cells with the same settings from earlier runs (under --out) in the table")
     p.add_argument("--doc", type=Path, default=REPO / "docs/results_mamujoco.md")

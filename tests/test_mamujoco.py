@@ -296,6 +296,12 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
     expert = {**cells[0], "quality": "expert", "settings": table.settings(per_quality, "expert")}
     table.write_doc(per_quality, [*cells, expert])
     assert "; expert students with `normalize_obs: false` (`--student-set`)" in doc.read_text()
+    teacher_set = argparse.Namespace(**{**vars(args), "teacher_set": ["expert:prediction=endpoint"]})
+    assert table.settings(teacher_set, "medium") == table.settings(args, "medium")
+    assert table.settings(teacher_set, "expert")["teacher_overrides"] == {"prediction": "endpoint"}
+    assert "--teacher-set expert:prediction=endpoint" in table.command(teacher_set, ["expert"], [0])
+    table.write_doc(teacher_set, [*cells, {**expert, "settings": table.settings(teacher_set, "expert")}])
+    assert "; expert teachers with `prediction: endpoint` (`--teacher-set`)" in doc.read_text()
     with pytest.raises(SystemExit, match="QUALITY:KEY=VALUE"):
         table.student_overrides(argparse.Namespace(student_set=["normalize_obs=false"]), "expert")
 
