@@ -293,8 +293,8 @@ def write_doc(args, cells: list[dict]) -> None:
     title = args.scenario + ("" if layout == "mamujoco" else f", `{layout}` observation layout")
     lines = [f"## {title}: behaviour data, teacher and student returns", "",
              "Made by " + ", then ".join(f"`{c}`" for c in commands)
-             + (" (with `--merge`: cells of the same settings from earlier runs are kept)" if len(commands) > 1
-                else "")
+             + (" (cells of the same settings from several runs, joined by `--merge` or `--doc-only`)"
+                if len(commands) > 1 else "")
              + f"; {len(cells)} (quality, seed) cells, {minutes:.0f} min of cell wall time in all on a shared 2-core "
              f"CPU; configs `configs/mamujoco/{args.scenario.lower()}_{{teacher,student}}.yaml`"
              + steps_text(args)
