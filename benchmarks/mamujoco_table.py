@@ -127,22 +127,16 @@ def evaluate(model, dm: MaMuJoCoDataModule, episodes: int, policy=None) -> float
     return float(rollout(dm.make_env(seeds), policy or model.policy)["return"].mean())
 
 
-def held_noise(model: FlowTeacher | OneStepStudent, episodes: int) -> torch.Tensor:
-    """One joint noise draw ``[episodes, N, A]`` per episode, to be held for all its steps (the models' ``policy``
-    in the table draws fresh noise at every step, so on mixed data it can switch between behaviours from one step to
-    the next)."""
-    return torch.randn(episodes, model.n_agents, model.action_dim, generator=torch.Generator().manual_seed(0))
-
-
 def held_noise_policy(teacher: FlowTeacher, episodes: int):
-    """The teacher with one noise draw per episode, held for all its steps."""
-    noise = held_noise(teacher, episodes)
+    """The teacher with one noise draw per episode, held for all its steps (the table's teacher draws fresh noise
+    at every step, so on mixed data it can switch between behaviours from one step to the next)."""
+    noise = torch.randn(episodes, teacher.n_agents, teacher.action_dim, generator=torch.Generator().manual_seed(0))
     return lambda obs, legal=None: teacher.act(obs, legal, noise=noise)
 
 
 def held_noise_student(student: OneStepStudent, episodes: int):
     """The student with one joint noise draw per episode, held for all its steps (its ``eval_noise: fixed``)."""
-    z = student.student_noise(held_noise(student, episodes))
+    z, _ = student.draw_noise(episodes, torch.device("cpu"), torch.Generator().manual_seed(0))
     return lambda obs, legal=None: student.act(obs, legal, z=z)
 
 
@@ -183,7 +177,7 @@ def student_overrides(args, quality: str) -> dict[str, str]:
 
 def teacher_overrides(args, quality: str) -> dict[str, str]:
     """The ``--teacher-set`` overrides of the teacher's ``model.init_args`` for one quality."""
-    return overrides_for(getattr(args, "teacher_set", []), quality, "--teacher-set")
+    return overrides_for(args.teacher_set, quality, "--teacher-set")
 
 
 def settings(args, quality: str) -> dict:
@@ -209,7 +203,7 @@ def command(args, qualities, seeds) -> str:
             + (" --reuse-teachers" if args.reuse_teachers else "")
             + (f" --obs-layout {args.obs_layout}" if args.obs_layout != "mamujoco" else "")
             + "".join(f" --student-set {item}" for item in args.student_set)
-            + "".join(f" --teacher-set {item}" for item in getattr(args, "teacher_set", []))
+            + "".join(f" --teacher-set {item}" for item in args.teacher_set)
             + (" --merge" if args.merge else ""))
 
 
@@ -257,13 +251,14 @@ def cells_in_doc(args) -> int:
 
 
 def check_merge(args, cells: list[dict]) -> None:
-    """Stop before a ``--merge`` run drops rows: the doc's section must not count more cells than were found."""
+    """Stop before ``--merge`` or ``--doc-only`` drops rows: the doc's section must not count more cells than were
+    found."""
     have = cells_in_doc(args)
     if have > len(cells):
         raise SystemExit(
-            f"--merge: the doc's {table_name(args)} table counts {have} cells, but only {len(cells)} with these "
-            f"settings are under {args.cells / table_name(args)}; re-running would drop rows. Re-run the missing "
-            "cells with the table's own commands, or leave out --merge to start the table afresh")
+            f"the doc's {table_name(args)} table counts {have} cells, but only {len(cells)} with these settings are "
+            f"under {args.cells / table_name(args)}; rewriting it would drop rows. Re-run the missing cells with the "
+            "table's own commands, or run without --merge / --doc-only to start the table afresh")
 
 
 def steps_text(args) -> str:
@@ -282,13 +277,13 @@ def write_doc(args, cells: list[dict]) -> None:
             by_q[q] = got
     commands = list(dict.fromkeys(c["command"] for c in cells))
     minutes = sum(c["seconds"] for c in cells) / 60
-    student_k = (f"the student distils {args.student_flow_steps}-step teacher samples"
-                 if args.student_flow_steps else "the student distils the teacher's own K-step samples")
+    models = (f"the student distils {args.student_flow_steps}-step teacher samples"
+              if args.student_flow_steps else "the student distils the teacher's own K-step samples")
     for who in ("teacher", "student"):
         overridden = {q: cs[0]["settings"][f"{who}_overrides"] for q, cs in by_q.items()
                       if f"{who}_overrides" in cs[0]["settings"]}
-        student_k += "".join(f"; {q} {who}s with " + ", ".join(f"`{k}: {v}`" for k, v in o.items())
-                             + f" (`--{who}-set`)" for q, o in overridden.items())
+        models += "".join(f"; {q} {who}s with " + ", ".join(f"`{k}: {v}`" for k, v in o.items())
+                          + f" (`--{who}-set`)" for q, o in overridden.items())
     layout = args.obs_layout
     title = args.scenario + ("" if layout == "mamujoco" else f", `{layout}` observation layout")
     lines = [f"## {title}: behaviour data, teacher and student returns", "",
@@ -298,7 +293,7 @@ def write_doc(args, cells: list[dict]) -> None:
              + f"; {len(cells)} (quality, seed) cells, {minutes:.0f} min of cell wall time in all on a shared 2-core "
              f"CPU; configs `configs/mamujoco/{args.scenario.lower()}_{{teacher,student}}.yaml`"
              + steps_text(args)
-             + f"; {student_k}; code {', '.join(sorted({c['commit'] for c in cells}))}. Do not edit by hand.",
+             + f"; {models}; code {', '.join(sorted({c['commit'] for c in cells}))}. Do not edit by hand.",
              "", f"Returns of 1000-step episodes in `mamujoco_v1`; models evaluated on the same {args.episodes} "
              "evaluation seeds; mean ± std over the data/training seeds (std 0 with one seed). Behaviour return = "
              "the dataset's mean episode return. The teacher column draws fresh noise at every step (its `policy`); "
@@ -404,7 +399,7 @@ def main() -> None:
                    help="override the teacher config's model.init_args.KEY for one quality's cells, e.g. "
                         "expert:prediction=endpoint (recorded like --student-set)")
     p.add_argument("--merge", action="store_true",
-                   help="keep cells with the same settings from earlier runs (under --out) in the table")
+                   help="keep cells with the same settings from earlier runs (under --cells) in the table")
     p.add_argument("--doc", type=Path, default=REPO / "docs/results_mamujoco.md")
     p.add_argument("--data-only", action="store_true", help="only (generate and) tabulate the datasets")
     p.add_argument("--doc-only", action="store_true",

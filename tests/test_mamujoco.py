@@ -12,7 +12,7 @@ import torch
 
 pytest.importorskip("gymnasium_robotics")
 
-from conftest import quiet_trainer_args, run_cli  # noqa: E402
+from conftest import load_benchmark, quiet_trainer_args, run_cli  # noqa: E402
 
 from macflow.datagen.mamujoco import BUDGETS, select  # noqa: E402
 from macflow.datamodules import MaMuJoCoDataModule, rollout  # noqa: E402
@@ -240,19 +240,15 @@ def test_datagen_entry_point_collects_requested_qualities(tmp_path, capsys):
 
 def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tmp_path):
     import argparse
-    import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks/mamujoco_table.py"
-    spec = importlib.util.spec_from_file_location("mamujoco_table", path)
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
+    table = load_benchmark("mamujoco_table")
     doc = tmp_path / "doc.md"
     start, end = table.markers("HalfCheetah", "table")
     hopper = "\n".join(table.markers("Hopper", "table")).replace("-->\n", "-->\nhopper kept\n")
     doc.write_text(f"# t\n\n{start}\nold\n{end}\n\n{hopper}\n\n<!-- memory:start -->\nkeep\n<!-- memory:end -->\n")
     args = argparse.Namespace(scenario="HalfCheetah", episodes=2, max_steps=10, student_flow_steps=None, merge=True,
                               student_max_steps=None, reuse_teachers=False, obs_layout="mamujoco", student_set=[],
+                              teacher_set=[],
                               qualities=["medium"], seeds=[0, 1], doc=doc, out=tmp_path / "out",
                               cells=tmp_path / "cells")
     for seed, student in ((0, 110.0), (1, 90.0), (2, 500.0)):
@@ -309,13 +305,8 @@ def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tm
 def test_info_gap_probe_sees_what_an_agent_cannot_know():
     """benchmarks/mamujoco_info_gap.py's fit: a target that depends on the other agent's observation is learned
     from all observations but not from the agent's own."""
-    import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks/mamujoco_info_gap.py"
-    spec = importlib.util.spec_from_file_location("mamujoco_info_gap", path)
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+    probe = load_benchmark("mamujoco_info_gap")
     gen = torch.Generator().manual_seed(0)
     obs = torch.randn(3000, 2, 3, generator=gen)
     y = torch.stack([obs[:, 1, :1], obs[:, 0, :1]], 1).tanh()  # agent i's target is the other agent's feature
@@ -329,15 +320,10 @@ def test_info_gap_probe_sees_what_an_agent_cannot_know():
 def test_table_held_noise_student_is_its_fixed_eval_noise():
     """The table's 'student, noise held per episode' column is the student's ``eval_noise: fixed``: one joint draw
     per episode, the same at every step, different across episodes."""
-    import importlib.util
-    from pathlib import Path
 
     from macflow.modules import OneStepStudent
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks/mamujoco_table.py"
-    spec = importlib.util.spec_from_file_location("mamujoco_table", path)
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
+    table = load_benchmark("mamujoco_table")
     torch.manual_seed(0)
     student = OneStepStudent(teacher_ckpt="unused.ckpt", noise="shared", n_agents=2, obs_dim=3, action_dim=2).eval()
     held = table.held_noise_student(student, episodes=4)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, quiet_trainer_args, run_cli
+from conftest import CONFIGS, load_benchmark, quiet_trainer_args, run_cli
 
 from macflow.datamodules import MPEDataModule, rollout
 from macflow.datamodules import mpe as mpe_mod
@@ -212,13 +212,9 @@ def test_short_fit_on_tiny_generated_data_beats_the_untrained_student(tmp_path):
 
 
 def test_handover_policy_switches_models_after_k_decisions():
-    import importlib.util
     from types import SimpleNamespace
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks/mpe_handover.py"
-    spec = importlib.util.spec_from_file_location("mpe_handover", path)
-    handover = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(handover)
+    handover = load_benchmark("mpe_handover")
     first = SimpleNamespace(policy=lambda obs, legal=None: torch.zeros(1))
     then = SimpleNamespace(policy=lambda obs, legal=None: torch.ones(1))
     policy = handover.handover_policy(first, then, 3)
