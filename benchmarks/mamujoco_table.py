@@ -36,9 +36,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from macflow import evaluation  # noqa: E402
 from macflow.cli import main as cli_main  # noqa: E402
-from macflow.datamodules import MaMuJoCoDataModule, rollout  # noqa: E402
-from macflow.datamodules.base import EVAL_SEED_OFFSET  # noqa: E402
+from macflow.datamodules import MaMuJoCoDataModule  # noqa: E402
 from macflow.modules import FlowTeacher, OneStepStudent  # noqa: E402
 
 QUALITIES = ("medium", "expert", "medium-replay", "medium-expert", "random")
@@ -123,8 +123,8 @@ def fit(config: Path, root: Path, seed: int, quality: str, cache: str, *extra: s
 
 def evaluate(model, dm: MaMuJoCoDataModule, episodes: int, policy=None) -> float:
     torch.manual_seed(0)
-    seeds = list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + episodes))
-    return float(rollout(dm.make_env(seeds), policy or model.policy)["return"].mean())
+    results = evaluation.evaluate(dm, policy or model.policy, evaluation.eval_seeds(episodes), episodes)
+    return float(results["return"].mean())
 
 
 def held_noise_policy(teacher: FlowTeacher, episodes: int):

@@ -22,8 +22,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from macflow.datamodules import MPEDataModule, rollout  # noqa: E402
-from macflow.datamodules.base import EVAL_SEED_OFFSET  # noqa: E402
+from macflow.datamodules import MPEDataModule  # noqa: E402
+from macflow.evaluation import eval_seeds, evaluate  # noqa: E402
 from macflow.modules import FlowTeacher, OneStepStudent  # noqa: E402
 
 HANDOVERS = [("student", "teacher", 0), ("teacher", "student", 0), ("teacher", "student", 1),
@@ -68,11 +68,11 @@ def main() -> None:
         dm.prepare_data()
         models = {"teacher": FlowTeacher.load_from_checkpoint(paths["teacher"], map_location="cpu").eval(),
                   "student": OneStepStudent.load_from_checkpoint(paths["student"], map_location="cpu").eval()}
-        episode_seeds = list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + args.episodes))
+        episode_seeds = eval_seeds(args.episodes)
         for first, then, k in HANDOVERS:
             torch.manual_seed(0)
-            returns = rollout(dm.make_env(episode_seeds), handover_policy(models[first], models[then], k))["return"]
-            score = 100 * float(dm.normalized_score(returns).mean())
+            results = evaluate(dm, handover_policy(models[first], models[then], k), episode_seeds, len(episode_seeds))
+            score = 100 * float(results["normalized_score"].mean())
             scores.setdefault(label(first, then, k), []).append(score)
             print(f"[mpe_handover] seed {seed}: {label(first, then, k)}: {score:.1f} %", flush=True)
     header = ["# MPE expert: handing the team over between teacher and student", "",

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from latency import machine, write_section  # noqa: E402
 
 from macflow.datamodules import CoordinationDataModule  # noqa: E402
-from macflow.datamodules.coordination import joint_mode, mode_points  # noqa: E402
+from macflow.envs.coordination import joint_mode, mode_points  # noqa: E402
 from macflow.modules import AgentAttentionVectorField, FlowTeacher, OneStepStudent  # noqa: E402
 from macflow.modules.flow import flow_matching_loss  # noqa: E402
 

@@ -5,8 +5,8 @@ Add to a config's ``trainer.callbacks``::
     - class_path: macflow.mpe_figures.MPETrajectoryFigure
       init_args: {n_episodes: 4}
 
-After every validation run it rolls out ``n_episodes`` fixed evaluation seeds with the model's policy in a
-recording env and logs ``eval/trajectories`` (one panel per episode: each agent's path from a circle to a
+After every validation run it evaluates the model's policy on the first ``n_episodes`` evaluation seeds
+(:func:`macflow.evaluation.evaluate`) in a recording env and logs ``eval/trajectories`` (one panel per episode: each agent's path from a circle to a
 square, landmarks as crosses, the episode return in the title). matplotlib is optional and imported lazily; the
 figure is skipped with a warning when it is missing or the logger is not TensorBoard.
 """
@@ -19,8 +19,8 @@ import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
-from macflow.datamodules.base import EVAL_SEED_OFFSET
-from macflow.datamodules.env import rollout
+from macflow.envs.mpe import MPESpreadEnv
+from macflow.evaluation import eval_seeds, evaluate
 
 
 def trajectory_figure(agents: np.ndarray, landmarks: np.ndarray, returns: np.ndarray | None = None):
@@ -69,10 +69,15 @@ class MPETrajectoryFigure(Callback):
         if trainer.sanity_checking:
             return
         datamodule = trainer.datamodule
-        seeds = list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + self.n_episodes))
-        env = datamodule.make_env(seeds, record=True)
-        results = rollout(env, pl_module.policy, pl_module.device)
-        agents, landmarks = env.trajectories()
+        envs: list[MPESpreadEnv] = []
+
+        def recording_env(seeds: list[int]) -> MPESpreadEnv:
+            envs.append(datamodule.make_env(seeds, record=True))
+            return envs[-1]
+
+        seeds = eval_seeds(self.n_episodes)
+        results = evaluate(datamodule, pl_module.policy, seeds, len(seeds), pl_module.device, recording_env)
+        agents, landmarks = envs[0].trajectories()
         try:
             fig = trajectory_figure(agents, landmarks, results["return"].cpu().numpy())
         except ImportError as err:

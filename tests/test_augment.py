@@ -8,9 +8,9 @@ import torch
 
 from macflow.datamodules import MPEDataModule
 from macflow.datamodules.augment import D4_MATRICES, d4_augment
-from macflow.datamodules.mpe import SpreadEpisode
 from macflow.datamodules.sampling import RandomBatches
-from macflow.datamodules.transitions import TransitionData
+from macflow.envs.mpe import SpreadEpisode
+from macflow.transitions import TransitionData
 
 
 def test_d4_matrices_are_the_eight_distinct_symmetries_of_the_square():

@@ -9,7 +9,7 @@ import torch
 from conftest import CONFIGS, quiet_trainer_args, run_cli
 
 from macflow.datamodules import CoordinationDataModule
-from macflow.datamodules.coordination import joint_mode
+from macflow.envs.coordination import joint_mode
 from macflow.modules import MATD3BC, DiffusionPolicy, GaussianBC, PerAgentVectorField
 from macflow.modules.diffusion import DDPMSchedule, ddpm_sample, make_betas
 

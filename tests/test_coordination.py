@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from macflow.datamodules import CoordinationDataModule, rollout
-from macflow.datamodules.coordination import joint_mode, mode_points
+from macflow.datamodules import CoordinationDataModule
+from macflow.envs import rollout
+from macflow.envs.coordination import joint_mode, mode_points
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,29 @@ def test_rollout_scores_the_exact_reward_and_seeds_are_reproducible(dm):
     assert torch.allclose(results["return"], torch.ones(10, dtype=torch.float64))
     assert results["coordinated"].sum() == 10 and (results["length"] == 1).all()
     assert torch.equal(dm.make_env([4]).reset().obs[0], env.reset().obs[4])
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_episode_metrics_mark_the_mode_each_joint_action_is_in(discrete):
+    module = CoordinationDataModule(discrete=discrete, n_samples=10)
+    env = module.make_env(list(range(40)))
+    ctx = env.ctx
+    if discrete:  # every agent plays the first legal action of its context
+        first_legal = ctx["legal"][:, 0].float().argmax(-1)
+        actions = torch.nn.functional.one_hot(first_legal, 4).float()[:, None].expand(-1, 2, -1)
+        expected = first_legal
+    else:  # episode e plays mode e % 4, except every fifth episode, whose agents pick different modes
+        expected = torch.arange(40) % 4
+        points = mode_points(ctx["s"], 2, 4)
+        actions = points[torch.arange(40), expected]
+        mixed = torch.arange(40) % 5 == 0
+        actions[mixed, 1] = points[torch.arange(40), (expected + 1) % 4, 1][mixed]  # agent 1 in the next mode
+        expected = torch.where(mixed, -1, expected)
+    metrics = rollout(env, lambda obs, legal: actions)
+    assert set(metrics) == {"return", "length", "coordinated", "mode_0", "mode_1", "mode_2", "mode_3"}
+    for k in range(4):
+        assert torch.equal(metrics[f"mode_{k}"], (expected == k).double()), k
+    assert torch.equal(metrics["coordinated"], (expected >= 0).double())
 
 
 def test_discrete_variant_masks_one_action_and_rewards_agreement():

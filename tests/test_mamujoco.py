@@ -15,8 +15,9 @@ pytest.importorskip("gymnasium_robotics")
 from conftest import load_benchmark, quiet_trainer_args, run_cli  # noqa: E402
 
 from macflow.datagen.mamujoco import BUDGETS, select  # noqa: E402
-from macflow.datamodules import MaMuJoCoDataModule, rollout  # noqa: E402
-from macflow.datamodules.mamujoco_env import (  # noqa: E402
+from macflow.datamodules import MaMuJoCoDataModule  # noqa: E402
+from macflow.envs import rollout  # noqa: E402
+from macflow.envs.mamujoco import (  # noqa: E402
     SCENARIOS,
     MaMuJoCoEnv,
     MaMuJoCoEpisode,

@@ -13,17 +13,11 @@ import pytest
 import torch
 from conftest import CONFIGS, load_benchmark, quiet_trainer_args, run_cli
 
-from macflow.datamodules import MPEDataModule, rollout
-from macflow.datamodules import mpe as mpe_mod
-from macflow.datamodules.mpe import (
-    MPESpreadEnv,
-    SpreadEpisode,
-    episode_seed,
-    generate,
-    omar_rewards,
-    to_mpe2_action,
-)
-from macflow.datamodules.mpe_policies import ExpertPolicy, assignments
+from macflow.datagen.mpe import MEDIUM_SIGMA, episode_seed, generate
+from macflow.datagen.mpe_policies import ExpertPolicy, assignments
+from macflow.datamodules import MPEDataModule
+from macflow.envs.mpe import MPESpreadEnv, SpreadEpisode, omar_rewards, to_mpe2_action
+from macflow.evaluation import eval_seeds, evaluate
 
 
 def test_action_map_follows_mpe2_convention():
@@ -113,7 +107,7 @@ def test_generation_is_deterministic_for_a_seed():
         for key in ("obs", "actions", "rewards"):
             np.testing.assert_array_equal(x[key], y[key])
     assert not np.array_equal(a[0]["obs"], c[0]["obs"])
-    assert behaviour["sigma"] == mpe_mod.MEDIUM_SIGMA
+    assert behaviour["sigma"] == MEDIUM_SIGMA
     assert a[0]["obs"].shape == (26, 3, 18) and a[0]["actions"].shape == (25, 3, 2)
     assert np.abs(a[0]["actions"]).max() <= 1.0
     assert episode_seed(13, 0, 1) != episode_seed(13, 0, 2)
@@ -206,8 +200,7 @@ def test_short_fit_on_tiny_generated_data_beats_the_untrained_student(tmp_path):
     for module in untrained.actor.modules():
         if hasattr(module, "reset_parameters"):
             module.reset_parameters()
-    seeds = list(range(1_000_000, 1_000_020))
-    before = rollout(dm.make_env(seeds), untrained.policy)["return"].mean().item()
+    before = evaluate(dm, untrained.policy, eval_seeds(20))["return"].mean().item()
     assert trained > before + 3.0, (trained, before)
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from macflow.datagen.mpe import generate
 from macflow.datamodules import MPEDataModule
-from macflow.datamodules.mpe import generate
 from macflow.datamodules.omar import read_omar, write_omar
 
 

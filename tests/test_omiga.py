@@ -75,7 +75,7 @@ def test_reader_errors_name_the_fix(tmp_path):
 def test_omiga_file_from_the_simulator_trains_and_evaluates_in_omiga_coordinates(tmp_path):
     pytest.importorskip("gymnasium_robotics")
     from macflow.datamodules import MaMuJoCoDataModule
-    from macflow.datamodules.mamujoco_env import MaMuJoCoEpisode
+    from macflow.envs.mamujoco import MaMuJoCoEpisode
 
     ep = MaMuJoCoEpisode("Hopper", "3x1", "omiga")
     obs, acts, rews = [ep.reset(0)[0]], [], []

@@ -7,7 +7,7 @@ import torch
 from conftest import CONFIGS, coordination_callbacks, quiet_trainer_args, run_cli
 
 from macflow.datamodules import CoordinationDataModule
-from macflow.datamodules.coordination import joint_mode
+from macflow.envs.coordination import joint_mode
 from macflow.modules import AgentAttentionVectorField, FlowTeacher, JointMLPVectorField, PerAgentVectorField
 
 

@@ -1,7 +1,8 @@
 """Behaviour-data generators, one per benchmark, behind ``python -m macflow.datagen <benchmark> ...``.
 
-A generator registers ``GENERATORS[name] = (add_arguments(parser), run(args))``; only MaMuJoCo is implemented
-(MPE's generator lives in ``macflow.datamodules.mpe`` and could register here)."""
+One module per benchmark makes its behaviour data from code and a seed (``mpe``: scripted simple_spread policies;
+``mamujoco``: ARS and CPG behaviours), using the simulators in :mod:`macflow.envs`. The command line registers
+``GENERATORS[name] = (add_arguments(parser), run(args))`` in ``__main__``."""
 
 from __future__ import annotations
 

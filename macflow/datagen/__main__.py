@@ -1,7 +1,14 @@
-"""``python -m macflow.datagen mamujoco --scenario HalfCheetah --agent-conf 2x3 --qualities all --episodes 100``.
+"""``python -m macflow.datagen {mpe,mamujoco} ...``: generate behaviour datasets into the datamodules' cache.
 
-Trains the seeded behaviour policies (ARS, CPG) and collects every requested quality into the same cache the
-datamodule reads (``data_cache/mamujoco/...npz`` + ``.json`` manifest); existing datasets are kept."""
+* ``mpe --qualities all --episodes 2000 --seed 0``: the scripted simple_spread behaviours and the references of
+  the normalised score (``data_cache/mpe/``).
+* ``mamujoco --scenario HalfCheetah --agent-conf 2x3 --qualities all --episodes 100``: trains the seeded behaviour
+  policies (ARS, CPG) and collects every requested quality (``data_cache/mamujoco/``).
+
+Each dataset is the ``.npz`` + ``.json`` manifest the datamodule reads; existing datasets are kept. This entry
+point builds the datamodules (their cache paths and defaults), so it sits above both ``datagen`` and
+``datamodules``; nothing imports it.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +17,35 @@ import json
 import sys
 
 from macflow.datagen import GENERATORS, register
+from macflow.datagen.mamujoco import QUALITIES
+from macflow.datagen.mpe import QUALITIES as MPE_QUALITIES
+
+
+def _mpe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--qualities", default="all", help=f"comma-separated from {', '.join(MPE_QUALITIES)}, or 'all'")
+    p.add_argument("--episodes", type=int, default=None, help="episodes per quality (default: the datamodule's)")
+    p.add_argument("--seed", type=int, default=0, help="data_seed of the generated episodes")
+    p.add_argument("--n-agents", type=int, default=3)
+    p.add_argument("--physics", default="mpe2", choices=["mpe2", "omar"])
+    p.add_argument("--reward", default="mpe2", choices=["mpe2", "omar"])
+    p.add_argument("--cache-dir", default="data_cache")
+
+
+def _mpe_run(args: argparse.Namespace) -> None:
+    from macflow.datamodules.mpe import MPEDataModule
+
+    qualities = MPE_QUALITIES if args.qualities == "all" else tuple(args.qualities.split(","))
+    for q in qualities:
+        dm = MPEDataModule(quality=q, n_agents=args.n_agents, physics=args.physics, reward=args.reward,
+                           n_episodes=args.episodes, cache_dir=args.cache_dir, data_seed=args.seed)
+        dm.prepare_data()
+        m = dm.manifest()
+        print(json.dumps({"quality": q, "path": str(dm.dataset_path()), "episodes": m["episodes"],
+                          "transitions": m["transitions"], "mean_return": round(m["mean_return"], 2),
+                          "normalized_mean_return": round(m["normalized_mean_return"], 3)}), flush=True)
 
 
 def _mamujoco_args(p: argparse.ArgumentParser) -> None:
-    from macflow.datagen.mamujoco import QUALITIES
-
     p.add_argument("--scenario", default="HalfCheetah", choices=["HalfCheetah", "Hopper", "Ant"])
     p.add_argument("--agent-conf", default=None, help="2x3 (HalfCheetah), 3x1 (Hopper), 2x4 (Ant)")
     p.add_argument("--qualities", default="all", help=f"comma-separated from {', '.join(QUALITIES)}, or 'all'")
@@ -27,7 +58,6 @@ def _mamujoco_args(p: argparse.ArgumentParser) -> None:
 
 
 def _mamujoco_run(args: argparse.Namespace) -> None:
-    from macflow.datagen.mamujoco import QUALITIES
     from macflow.datamodules.mamujoco import DEFAULT_CONF, MaMuJoCoDataModule
 
     qualities = QUALITIES if args.qualities == "all" else tuple(args.qualities.split(","))
@@ -42,6 +72,7 @@ def _mamujoco_run(args: argparse.Namespace) -> None:
                           "std_return": round(m["std_return"], 1), "seconds": m["collection_seconds"]}), flush=True)
 
 
+register("mpe", _mpe_args, _mpe_run)
 register("mamujoco", _mamujoco_args, _mamujoco_run)
 
 

@@ -26,8 +26,8 @@ import numpy as np
 from macflow.datagen.ars import linear_from_checkpoint, train_ars
 from macflow.datagen.cpg import cpg_from_result, tune_cpg
 from macflow.datagen.policies import RandomPolicy
-from macflow.datamodules.mamujoco_env import MaMuJoCoEpisode, get_scenario
-from macflow.datamodules.transitions import TransitionData, _atomic_write
+from macflow.envs.mamujoco import MaMuJoCoEpisode, get_scenario
+from macflow.transitions import TransitionData, atomic_write
 
 QUALITIES = ("random", "medium", "expert", "medium-replay", "medium-expert")
 QUALITY_TAGS = {"random": 21, "medium": 22, "expert": 23, "medium-replay": 24}
@@ -89,7 +89,7 @@ def _cached(path: Path, make) -> dict:
         return json.loads(path.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
     out = make()
-    _atomic_write(path, lambda f: f.write(json.dumps(out).encode()))
+    atomic_write(path, lambda f: f.write(json.dumps(out).encode()))
     return out
 
 
@@ -243,6 +243,6 @@ def generate_dataset(path: str | Path, quality: str, scenario: str, agent_conf: 
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path.with_suffix(".modes.npy"), lambda f: np.save(f, modes))
+    atomic_write(path.with_suffix(".modes.npy"), lambda f: np.save(f, modes))
     TransitionData.from_episodes(episodes).save(path, manifest)
     return manifest

@@ -4,7 +4,8 @@ A benchmark subclass sets the dims in ``__init__`` (``n_agents``, ``obs_dim``, `
 ``discrete``) so LightningCLI can link them into the model before anything is loaded, then implements
 :meth:`build_data` (load or generate :class:`TransitionData`) and :meth:`make_env` (evaluation episodes).
 Training batches come from :class:`RandomBatches` on the training device, seeded by ``data_seed + rank``;
-validation iterates over evaluation-episode seeds, which Lightning shards across DDP ranks.
+validation iterates over the evaluation-episode seeds (:func:`macflow.evaluation.eval_seeds`), which Lightning
+shards across DDP ranks.
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from macflow.datamodules.augment import BatchTransform
-from macflow.datamodules.env import MultiAgentEnv
 from macflow.datamodules.sampling import RandomBatches
-from macflow.datamodules.transitions import TransitionData
-
-EVAL_SEED_OFFSET = 1_000_000
-"""Evaluation episodes use seeds ``EVAL_SEED_OFFSET + k``, apart from any seed used to make data."""
+from macflow.envs.base import MultiAgentEnv
+from macflow.evaluation import eval_seeds
+from macflow.transitions import TransitionData
 
 
 class OfflineMARLDataModule(LightningDataModule):
@@ -105,5 +104,4 @@ class OfflineMARLDataModule(LightningDataModule):
         if self.n_eval_episodes % world:
             rank_zero_warn(f"n_eval_episodes={self.n_eval_episodes} is not a multiple of the {world} devices: the "
                            "distributed sampler repeats some episodes, which biases eval/* slightly")
-        seeds = list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + self.n_eval_episodes))
-        return DataLoader(seeds, batch_size=self.eval_batch_size)
+        return DataLoader(eval_seeds(self.n_eval_episodes), batch_size=self.eval_batch_size)

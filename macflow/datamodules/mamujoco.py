@@ -11,7 +11,7 @@
   OMIGA vaults (their extra final-observation rows handled like the hdf5), ``omar`` for the OMAR vault (terminals
   are time limits), ``mamujoco`` for vaults recorded with ``mamujoco_v1`` itself (generic vault convention).
 
-Env, scenarios and observation layouts: :mod:`macflow.datamodules.mamujoco_env`.
+Env, scenarios and observation layouts: :mod:`macflow.envs.mamujoco`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from typing import Literal
 import numpy as np
 from torch import Tensor
 
+from macflow.datagen.mamujoco import BUDGETS, QUALITIES, default_budget, generate_dataset
 from macflow.datamodules.base import OfflineMARLDataModule
-from macflow.datamodules.mamujoco_env import MAX_STEPS, MaMuJoCoEnv, get_scenario
-from macflow.datamodules.transitions import TransitionData
+from macflow.envs.mamujoco import MAX_STEPS, MaMuJoCoEnv, get_scenario
+from macflow.transitions import TransitionData
 
 DEFAULT_CONF = {"HalfCheetah": "2x3", "Hopper": "3x1", "Ant": "2x4"}
 DEFAULT_EPISODES = {"random": 100, "medium": 100, "expert": 100, "medium-replay": 100, "medium-expert": 200}
@@ -37,7 +38,7 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
     Args:
         scenario, agent_conf: ``HalfCheetah 2x3``, ``Hopper 3x1`` or ``Ant 2x4``.
         quality: ``random``, ``medium``, ``expert``, ``medium-replay`` or ``medium-expert`` (generated data).
-        obs_layout: ``mamujoco`` (native), ``omiga`` or ``omar``: see :mod:`macflow.datamodules.mamujoco_env`.
+        obs_layout: ``mamujoco`` (native), ``omiga`` or ``omar``: see :mod:`macflow.envs.mamujoco`.
         legacy_actions: legacy MA-MuJoCo action routing (``null``: on for Ant with ``omiga``).
         n_episodes: generated episodes (``null``: ``DEFAULT_EPISODES``).
         budget: behaviour-training budget of generated data (``null``: per scenario; ``tiny`` for tests).
@@ -60,8 +61,6 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
         agent_conf = agent_conf or DEFAULT_CONF.get(scenario, "")
         self.save_hyperparameters()
         self.hparams.agent_conf = agent_conf
-        from macflow.datagen.mamujoco import BUDGETS, QUALITIES, default_budget
-
         if quality not in QUALITIES:
             raise ValueError(f"unknown MaMuJoCo quality {quality!r}; choose one of {QUALITIES}")
         if source != "generated" and path is None:
@@ -104,8 +103,6 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
         h = self.hparams
         if h.source != "generated":
             return
-        from macflow.datagen.mamujoco import BUDGETS, generate_dataset
-
         path = self.dataset_path()
         if path.exists() and TransitionData.load_manifest(path).get("budget") == BUDGETS[self.budget].as_dict():
             return

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from macflow.datamodules.transitions import TransitionData
+from macflow.transitions import TransitionData
 
 FIELDS = ("obs", "acs", "rews", "next_obs", "dones")
 

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from macflow.datamodules.transitions import TransitionData
+from macflow.transitions import TransitionData
 
 KEYS = ("o", "s", "a", "r", "d")
 

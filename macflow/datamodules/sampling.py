@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from macflow.datamodules.augment import BatchTransform
-from macflow.datamodules.transitions import TransitionData
+from macflow.transitions import TransitionData
 
 
 class RandomBatches:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from macflow.datamodules.transitions import TransitionData
+from macflow.transitions import TransitionData
 
 TIME_BOUND = 10**13
 """Declared length of the time axis of every vault array (flashbax's upper bound)."""

@@ -4,9 +4,9 @@
   ``discrete``), which LightningCLI links from the datamodule, so no config repeats them.
 * Optional observation normalisation (``normalize_obs`` of the teacher and the student): :meth:`obs_normalizer_for`
   builds it and ``on_fit_start`` fits it once on the datamodule's data.
-* Rollout evaluation as ``validation_step`` over episode seeds: each rank simulates its shard of episodes with
-  :meth:`policy`; ``on_validation_epoch_end`` all-reduces sums so the logged ``eval/*`` values are global means
-  over every episode of every rank.
+* Evaluation as ``validation_step`` over episode seeds: each rank runs :func:`macflow.evaluation.evaluate` on its
+  shard of episodes with :meth:`policy`; ``on_validation_epoch_end`` all-reduces sums so the logged ``eval/*``
+  values are global means over every episode of every rank.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor
 
-from macflow.datamodules.env import rollout
+from macflow.evaluation import episode_sums, evaluate, summary_from_sums
 from macflow.modules.normalization import ObservationNormalizer
 
 
@@ -91,28 +91,19 @@ class MACFlowModule(LightningModule):
         self._eval_results = []
 
     def validation_step(self, seeds: Tensor, batch_idx: int) -> None:
-        datamodule = self.trainer.datamodule
-        results = rollout(datamodule.make_env([int(s) for s in seeds]), self.policy, self.device)
-        score = datamodule.normalized_score(results["return"])
-        if score is not None:
-            results["normalized_score"] = score.to(results["return"])
-        self._eval_results.append(results)
+        self._eval_results.append(evaluate(self.trainer.datamodule, self.policy, seeds.tolist(), len(seeds),
+                                           self.device))
 
     def on_validation_epoch_end(self) -> None:
         if not self._eval_results:
             return
-        keys = sorted(self._eval_results[0])
-        values = {k: torch.cat([r[k] for r in self._eval_results]) for k in keys}
-        # global sums over ranks: [count, sum(return^2), sum(k) for k in keys]
-        local = torch.stack([torch.tensor(float(values["return"].numel()), device=self.device, dtype=torch.float64),
-                             values["return"].pow(2).sum()] + [values[k].sum() for k in keys])
-        total = self.all_gather(local)
+        values = {k: torch.cat([r[k] for r in self._eval_results]) for k in self._eval_results[0]}
+        keys, local = episode_sums(values)
+        total = self.all_gather(local)  # global sums over ranks
         total = total.sum(0) if total.dim() > 1 else total
-        count = total[0]
-        means = {k: total[2 + i] / count for i, k in enumerate(keys)}
-        variance = (total[1] / count - means["return"] ** 2).clamp_min(0.0)
-        for k, v in means.items():
-            self.log(f"eval/{k}", v.float(), prog_bar=k in ("return", "normalized_score"), rank_zero_only=False)
-        self.log("eval/return_std", variance.sqrt().float())
-        self.log("eval/episodes", count.float())
+        summary = summary_from_sums(keys, total)
+        for k in keys:
+            self.log(f"eval/{k}", summary[k].float(), prog_bar=k in ("return", "normalized_score"), rank_zero_only=False)
+        self.log("eval/return_std", summary["return_std"].float())
+        self.log("eval/episodes", summary["episodes"].float())
         self._eval_results = []

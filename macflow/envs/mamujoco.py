@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from macflow.datamodules.env import EnvStep, MultiAgentEnv
+from macflow.envs.base import EnvStep, MultiAgentEnv
 
 MAX_STEPS = 1000
 LAYOUTS = ("mamujoco", "omiga", "omar")

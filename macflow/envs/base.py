@@ -1,4 +1,4 @@
-"""Batched evaluation environments and the rollout loop that scores a policy in them.
+"""The environment contract: batched evaluation environments and the rollout loop that scores a policy in them.
 
 A :class:`MultiAgentEnv` runs E episodes side by side. Actions are ``[E, N, A]`` in [-1, 1] (continuous; the env
 maps them to its own bounds) or one-hot (discrete). The team reward of a step is one number per episode.

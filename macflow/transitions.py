@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -194,8 +195,8 @@ class TransitionData:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {k: v.cpu().numpy() for k, v in self.tensors().items()}
         if manifest is not None:
-            _atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(manifest, indent=2).encode()))
-        _atomic_write(path, lambda f: np.savez(f, **arrays))
+            atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(manifest, indent=2).encode()))
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @staticmethod
     def load_manifest(path: str | Path) -> dict:
@@ -216,7 +217,9 @@ def _all_finite(x: Tensor, rows: int = 65536) -> bool:
     return all(bool(torch.isfinite(chunk).all()) for chunk in x.split(rows))
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` through ``write(file)`` into a temporary file in the same folder, then rename it into place,
+    so a reader never sees a partial file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
