@@ -175,6 +175,20 @@ def test_normalized_score_uses_the_stored_references(tmp_path):
         MPEDataModule(source="omar")
 
 
+def test_datagen_entry_point_writes_the_datasets_the_datamodule_reads(tmp_path, capsys):
+    from macflow.datagen.__main__ import main
+
+    main(["mpe", "--qualities", "random,expert", "--episodes", "3", "--reference-episodes", "4", "--seed", "2",
+          "--cache-dir", str(tmp_path)])
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert [x["quality"] for x in lines] == ["random", "expert"] and all(x["episodes"] == 3 for x in lines)
+    dm = MPEDataModule(quality="expert", n_episodes=3, n_reference_episodes=4, data_seed=2, cache_dir=str(tmp_path))
+    assert str(dm.dataset_path()) == lines[1]["path"]
+    dm.setup()  # reads the cache: nothing is generated again
+    episodes, _ = generate("expert", 3, data_seed=2)
+    assert torch.equal(dm.data.actions, torch.from_numpy(np.concatenate([ep["actions"] for ep in episodes])))
+
+
 @pytest.mark.slow
 def test_short_fit_on_tiny_generated_data_beats_the_untrained_student(tmp_path):
     cache = tmp_path / "cache"

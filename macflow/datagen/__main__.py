@@ -28,6 +28,7 @@ def _mpe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-agents", type=int, default=3)
     p.add_argument("--physics", default="mpe2", choices=["mpe2", "omar"])
     p.add_argument("--reward", default="mpe2", choices=["mpe2", "omar"])
+    p.add_argument("--reference-episodes", type=int, default=200, help="episodes of the normalised-score references")
     p.add_argument("--cache-dir", default="data_cache")
 
 
@@ -37,7 +38,8 @@ def _mpe_run(args: argparse.Namespace) -> None:
     qualities = MPE_QUALITIES if args.qualities == "all" else tuple(args.qualities.split(","))
     for q in qualities:
         dm = MPEDataModule(quality=q, n_agents=args.n_agents, physics=args.physics, reward=args.reward,
-                           n_episodes=args.episodes, cache_dir=args.cache_dir, data_seed=args.seed)
+                           n_episodes=args.episodes, n_reference_episodes=args.reference_episodes,
+                           cache_dir=args.cache_dir, data_seed=args.seed)
         dm.prepare_data()
         m = dm.manifest()
         print(json.dumps({"quality": q, "path": str(dm.dataset_path()), "episodes": m["episodes"],
