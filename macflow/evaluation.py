@@ -1,7 +1,10 @@
 """The one evaluation: a policy run in a datamodule's evaluation env over fixed seeds, and its summary.
 
 Evaluation episode ``k`` is reset with seed ``EVAL_SEED_OFFSET + k`` (:func:`eval_seeds`), apart from every seed
-used to make data. :func:`evaluate` simulates the given seeds in batches and returns one value per episode:
+used to make data. The policy's own noise (a student's ``z``, a teacher's ``x_0``) comes from torch's global
+generator re-seeded for each batch of episodes with the index ``k`` of its first episode, inside a fork of the
+generator state: an evaluation gives the same numbers whenever it runs, and it never shifts the random stream of
+the training around it. :func:`evaluate` simulates the given seeds in batches and returns one value per episode:
 ``return``, ``length``, the env's episode metrics (e.g. ``coordinated``) and ``normalized_score`` where the
 datamodule defines one. :func:`summarize` reduces them to the logged ``eval/*`` numbers; ``validate``
 (``MACFlowModule``) computes the same summary from sums all-reduced over DDP ranks (:func:`episode_sums`,
@@ -37,6 +40,11 @@ def eval_seeds(n_episodes: int) -> list[int]:
     return list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + n_episodes))
 
 
+def noise_seed(first_seed: int) -> int:
+    """The seed of the policy noise of a batch whose first episode has reset seed ``first_seed``: its index ``k``."""
+    return first_seed - EVAL_SEED_OFFSET if first_seed >= EVAL_SEED_OFFSET else first_seed
+
+
 def evaluate(datamodule: EvaluationData, policy: Policy, seeds: Sequence[int], batch_size: int | None = None,
              device: torch.device | str = "cpu",
              make_env: Callable[[list[int]], MultiAgentEnv] | None = None) -> dict[str, Tensor]:
@@ -51,7 +59,9 @@ def evaluate(datamodule: EvaluationData, policy: Policy, seeds: Sequence[int], b
     make_env = make_env or datamodule.make_env
     parts = []
     for start in range(0, len(seeds), batch_size):
-        results = rollout(make_env(seeds[start:start + batch_size]), policy, device)
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):  # manual_seed seeds every device
+            torch.manual_seed(noise_seed(seeds[start]))
+            results = rollout(make_env(seeds[start:start + batch_size]), policy, device)
         score = datamodule.normalized_score(results["return"])
         if score is not None:
             results["normalized_score"] = score.to(results["return"])

@@ -70,3 +70,26 @@ def test_validate_logs_the_summary_with_per_mode_shares():
     assert sum(shares) == pytest.approx(1.0) and min(shares) > 0.15  # s ~ U[-1, 1]: each mode about a quarter
     for k in ("return", "return_std", "mode_0", "mode_3"):
         assert metrics[f"eval/{k}"] == pytest.approx(expected[k], abs=1e-6), k
+
+
+def test_policy_noise_is_seeded_per_batch_and_leaves_the_training_stream_alone():
+    """A noisy policy scores the same whenever it is evaluated; its noise for the batch starting at episode k is
+    ``torch.manual_seed(k)``'s; and the global generator continues as if no evaluation had run."""
+    dm = CoordinationDataModule(n_samples=10, eval_batch_size=4)
+    drawn = []
+
+    def noisy(obs: torch.Tensor, legal: torch.Tensor | None = None) -> torch.Tensor:
+        z = torch.randn(obs.shape[0], 2, 2)
+        drawn.append(z)
+        return z.clamp(-1, 1)
+
+    torch.manual_seed(123)
+    first = evaluate(dm, noisy, eval_seeds(8))
+    after_eval = torch.rand(3)
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(3), after_eval)  # the evaluation consumed nothing of the training stream
+    torch.manual_seed(7)
+    second = evaluate(dm, noisy, eval_seeds(8))
+    assert torch.equal(first["return"], second["return"])
+    torch.manual_seed(4)
+    assert torch.equal(drawn[1], torch.randn(4, 2, 2))  # the second batch starts at episode 4
