@@ -31,14 +31,10 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TRAINER_DEFAULTS = CONFIGS / "trainer" / "cpu.yaml"
 """Applied before any ``--config``; skipped where the package is installed without its configs."""
 
-MPE_QUALITIES = ("expert", "medium", "medium-replay", "random")
-
-
-def renamed_configs() -> dict[str, str]:
-    """Removed config paths (relative to the repository root) -> the ``--config`` flags that replace them."""
-    return {f"configs/mpe/{quality}_{stage}.yaml":
-            f"--config configs/mpe/{stage}.yaml --config configs/mpe/{quality}/{stage}.yaml"
-            for quality in MPE_QUALITIES for stage in ("teacher", "student")}
+RENAMED_CONFIGS = {f"configs/mpe/{quality}_{stage}.yaml":
+                   f"--config configs/mpe/{stage}.yaml --config configs/mpe/{quality}/{stage}.yaml"
+                   for quality in ("expert", "medium", "medium-replay", "random") for stage in ("teacher", "student")}
+"""Removed config paths (relative to the repository root) -> the ``--config`` flags that replace them."""
 
 
 class MACFlowCLI(LightningCLI):
@@ -146,7 +142,7 @@ def moved_path_message(command_line: list[str]) -> str | None:
         path = Path(value)
         if path.exists():
             continue
-        for old, new in renamed_configs().items():
+        for old, new in RENAMED_CONFIGS.items():
             if path.as_posix().endswith(old):
                 return f"{value} no longer exists: a quality is now a delta on the benchmark's base config, {new}"
     for value in _flag_values(command_line, "--ckpt_path"):
