@@ -41,7 +41,7 @@ from macflow.modules import EntityAttentionPolicy, FlowTeacher, SharedMLPPolicy 
 
 STEP_BINS = ((0, 3), (3, 8), (8, 15), (15, 25))
 HELD_OUT_EPISODES = 200
-EXPERT_POLICY = yaml.safe_load((REPO / "configs/mpe/expert_student.yaml").read_text())["model"]["init_args"]["policy"]
+EXPERT_POLICY = yaml.safe_load((REPO / "configs/mpe/student.yaml").read_text())["model"]["init_args"]["policy"]
 EXPERT_NAME = "EntityAttentionPolicy width {width}, depth {depth} (the expert config)".format(
     **EXPERT_POLICY["init_args"])
 STUDENTS = {  # name -> (factory(obs_dim, action_dim, n_agents, noise_dim), gradient steps, augmentation)

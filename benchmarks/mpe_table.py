@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/mpe_table.py --seeds 0 1 2
 
 For every quality and seed: generates (or reuses) the dataset with ``data_seed = seed``, trains the teacher with
-configs/mpe/<quality>_teacher.yaml and the student with configs/mpe/<quality>_student.yaml (seed_everything =
+configs/mpe/teacher.yaml + configs/mpe/<quality>/teacher.yaml and the student with configs/mpe/student.yaml + configs/mpe/<quality>/student.yaml (seed_everything =
 seed, no intermediate evaluation), then evaluates both with their ``policy`` (exactly what ``validate`` runs) on
 the same ``--episodes`` evaluation seeds. Returns are ``sum_t mean_i r_{t,i}`` (mpe2 reward); normalised
 scores use the references stored with the data. Writes docs/results_mpe.md. Runs in-process through the real CLI.
@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from macflow.cli import main as cli_main  # noqa: E402
+from macflow.cli import resolve_config  # noqa: E402
 from macflow.datamodules import MPEDataModule, rollout  # noqa: E402
 from macflow.datamodules.base import EVAL_SEED_OFFSET  # noqa: E402
 from macflow.modules import FlowTeacher, OneStepStudent  # noqa: E402
@@ -159,10 +159,15 @@ NOTES = [
 ]
 
 
-def fit(config: str, root: Path, seed: int, cache: str, *extra: str) -> None:
+def stack(quality: str, stage: str) -> list[str]:
+    """The ``--config`` files of one (quality, stage): the base config, then the quality's delta."""
+    return ["--config", str(REPO / f"configs/mpe/{stage}.yaml"), "--config", str(REPO / f"configs/mpe/{quality}/{stage}.yaml")]
+
+
+def fit(quality: str, stage: str, root: Path, seed: int, cache: str, *extra: str) -> None:
     """Train one stage through the real CLI; it writes ``<root>/final.ckpt``."""
     sys.argv = ["macflow"]
-    cli_main(["fit", "--config", str(REPO / "configs/mpe" / config), f"--seed_everything={seed}",
+    cli_main(["fit", *stack(quality, stage), f"--seed_everything={seed}",
               f"--data.init_args.data_seed={seed}", f"--data.init_args.cache_dir={cache}",
               f"--trainer.default_root_dir={root}", "--trainer.enable_progress_bar=false",
               "--trainer.enable_model_summary=false", "--trainer.val_check_interval=100000",
@@ -220,10 +225,10 @@ def main() -> None:
                                      "train that cell first")
             else:
                 if not args.reuse_teachers:
-                    fit(f"{quality}_teacher.yaml", root / "teacher", seed, args.cache, *steps)
+                    fit(quality, "teacher", root / "teacher", seed, args.cache, *steps)
                 elif not teacher_ckpt.is_file():
                     raise SystemExit(f"--reuse-teachers: no {teacher_ckpt}; train that cell's teacher first")
-                fit(f"{quality}_student.yaml", root / "student", seed, args.cache, *steps,
+                fit(quality, "student", root / "student", seed, args.cache, *steps,
                     f"--model.init_args.teacher_ckpt={teacher_ckpt}")
             dm = MPEDataModule(quality=quality, data_seed=seed, cache_dir=args.cache)
             dm.prepare_data()
@@ -271,8 +276,8 @@ def render_from_log(args) -> None:
 
 
 def config_steps(quality: str, stage: str) -> int:
-    """``trainer.max_steps`` of ``configs/mpe/<quality>_<stage>.yaml``."""
-    return int(yaml.safe_load((REPO / "configs/mpe" / f"{quality}_{stage}.yaml").read_text())["trainer"]["max_steps"])
+    """``trainer.max_steps`` of the (quality, stage) config stack."""
+    return int(resolve_config(stack(quality, stage))["trainer"]["max_steps"])
 
 
 def steps_text(args, rows: dict) -> str:
@@ -287,7 +292,7 @@ def write_doc(args, rows: dict, refs: dict, seconds: float) -> None:
         "# MPE simple_spread results",
         "",
         "Made by `OMP_NUM_THREADS=1 python benchmarks/mpe_table.py --seeds "
-        f"{' '.join(map(str, args.seeds))}` (configs `configs/mpe/<quality>_{{teacher,student}}.yaml`, CPU-sized "
+        f"{' '.join(map(str, args.seeds))}` (configs `configs/mpe/{{teacher,student}}.yaml` + `configs/mpe/<quality>/`, CPU-sized "
         f"networks; gradient steps {steps_text(args, rows)}; {seconds / 60:.0f} min on a shared 2-core CPU). "
         "Do not edit by hand.",
         *([] if args.render_from_log is None else [

@@ -1,18 +1,53 @@
-"""Callbacks: a stable final-checkpoint path for handing the teacher to the student."""
+"""Checkpoint callbacks: every run's checkpoints live in its ``trainer.default_root_dir``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
+
+FINAL = "final.ckpt"
+"""File name of the checkpoint a completed fit writes into its run directory."""
+
+
+class RunCheckpoints(ModelCheckpoint):
+    """``<trainer.default_root_dir>/last.ckpt`` and ``<trainer.default_root_dir>/final.ckpt``.
+
+    ``last.ckpt`` is written every ``every_n_train_steps`` steps and when training stops, so a run that dies resumes
+    with ``--ckpt_path <root>/last.ckpt``. ``final.ckpt`` is written only when ``fit`` completes, so it never holds a
+    half-trained model: a student's ``teacher_ckpt``, ``validate`` and ``export`` read it. The CLI adds this callback
+    to every run as the ``checkpoint`` group (``--checkpoint.every_n_train_steps=N``); ``--trainer.enable_checkpointing
+    =false`` leaves it out.
+    """
+
+    def __init__(self, every_n_train_steps: int = 1000) -> None:
+        super().__init__(save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps,
+                         enable_version_counter=False)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.dirpath = trainer.default_root_dir
+        super().setup(trainer, pl_module, stage)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Write ``last.ckpt`` at the step training stopped, also between two ``every_n_train_steps`` saves."""
+        if self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.interrupted:
+            return
+        path = Path(trainer.default_root_dir) / FINAL
+        trainer.save_checkpoint(path)  # every rank calls it; the strategy writes on rank 0
+        rank_zero_info(f"final checkpoint: {path}")
 
 
 class FinalCheckpoint(Callback):
-    """Write the trained model to a fixed ``path`` when ``fit`` finishes (e.g. ``runs/teacher/teacher.ckpt``).
+    """Write the trained model to a fixed ``path`` when ``fit`` completes (never a half-trained model).
 
-    The student config names this path. The file is only (re)written at the end of a completed fit, so it never
-    holds a half-trained model; use ``ModelCheckpoint(save_last=True)`` for resumable ``last.ckpt`` files.
+    :class:`RunCheckpoints`, which the CLI adds to every run, already writes ``<default_root_dir>/final.ckpt``;
+    this callback serves configs that name another path in ``trainer.callbacks``.
     """
 
     def __init__(self, path: str) -> None:

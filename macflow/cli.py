@@ -1,29 +1,73 @@
-"""``python -m macflow {fit,validate,...} --config <yaml>``: LightningCLI with the data dims linked into the model."""
+"""``python -m macflow {fit,validate,...} --config <yaml> [--config <yaml> ...]``: LightningCLI with the data dims
+linked into the model.
+
+Every subcommand starts from ``configs/trainer/cpu.yaml`` (jsonargparse ``default_config_files``; ``--help`` names
+the file, ``--print_config`` shows its values), the trainer settings every run shares. ``--config`` files stack
+on top of it, later ones winning key by key: a benchmark's base config, then a quality delta, then e.g.
+``configs/trainer/gpu.yaml``. A list (``trainer.callbacks``) is replaced whole, not merged.
+
+Every run also gets the ``checkpoint`` group, a :class:`macflow.callbacks.RunCheckpoints`, so
+``--trainer.default_root_dir=D`` alone makes ``D/last.ckpt`` (resumable) and ``D/final.ckpt`` (when fit completes);
+TensorBoard logs and the resolved ``config.yaml`` go to ``D/lightning_logs/version_<k>/``.
+"""
 
 from __future__ import annotations
 
+import functools
 import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
-from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
+
+from macflow.callbacks import FINAL, RunCheckpoints
 
 LINKED_DIMS = ("n_agents", "obs_dim", "action_dim", "state_dim", "discrete")
 """Attributes every datamodule defines after ``__init__`` and every macflow model takes."""
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TRAINER_DEFAULTS = CONFIGS / "trainer" / "cpu.yaml"
+"""Applied before any ``--config``; skipped where the package is installed without its configs."""
+
+RENAMED_CONFIGS = {f"configs/mpe/{quality}_{stage}.yaml":
+                   f"--config configs/mpe/{stage}.yaml --config configs/mpe/{quality}/{stage}.yaml"
+                   for quality in ("expert", "medium", "medium-replay", "random") for stage in ("teacher", "student")}
+"""Removed config paths (relative to the repository root) -> the ``--config`` flags that replace them."""
+
 
 class MACFlowCLI(LightningCLI):
-    """Subclass mode for model and data; dims flow from the datamodule to the model so no config repeats them."""
+    """Subclass mode for model and data; dims flow from the datamodule to the model so no config repeats them.
+
+    ``parser_kwargs`` left at ``None`` applies :data:`TRAINER_DEFAULTS` to every subcommand (or to the one parser
+    when ``run=False``); pass ``{}`` for Lightning's own trainer defaults."""
+
+    def __init__(self, *args: Any, parser_kwargs: dict[str, Any] | None = None, run: bool = True,
+                 **kwargs: Any) -> None:
+        if parser_kwargs is None:
+            parser_kwargs = default_parser_kwargs(run)
+        super().__init__(*args, parser_kwargs=parser_kwargs, run=run, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
         for name in LINKED_DIMS:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+        parser.add_lightning_class_args(RunCheckpoints, "checkpoint")
 
     def parse_arguments(self, parser, args) -> None:
-        """Keep the raw command line: :meth:`_parse_ckpt_path` needs to know which flags the user typed."""
+        """Keep the raw command line: :meth:`_parse_ckpt_path` needs to know which flags the user typed. A removed
+        config path or a checkpoint name that runs no longer write stops here with the replacement named."""
         self._command_line = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
+        message = moved_path_message(self._command_line)
+        if message:
+            parser.error(message)
         super().parse_arguments(parser, args)
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
+        """``--trainer.enable_checkpointing=false`` turns the ``checkpoint`` group off (Lightning refuses both)."""
+        if config.get("enable_checkpointing") is False:
+            callbacks = [c for c in callbacks if not isinstance(c, RunCheckpoints)]
+        return super()._instantiate_trainer(config, callbacks)
 
     def _parse_ckpt_path(self) -> None:
         """With ``--ckpt_path``, Lightning 2.6 rebuilds the model from the checkpoint's hyperparameters, over the
@@ -70,6 +114,81 @@ def model_init_overrides(command_line: list[str]) -> dict[str, Any]:
     return out
 
 
+def default_parser_kwargs(run: bool) -> dict[str, Any]:
+    """``default_config_files`` for each subcommand parser (``run=True``) or for the single parser."""
+    if not TRAINER_DEFAULTS.is_file():
+        return {}
+    defaults = {"default_config_files": [str(TRAINER_DEFAULTS)]}
+    return {name: dict(defaults) for name in LightningCLI.subcommands()} if run else defaults
+
+
+def _flag_values(command_line: list[str], *names: str) -> list[str]:
+    """Values of ``--name=v`` / ``--name v`` flags."""
+    values = []
+    for i, token in enumerate(command_line):
+        name, sep, value = token.partition("=")
+        if name in names:
+            if sep:
+                values.append(value)
+            elif i + 1 < len(command_line):
+                values.append(command_line[i + 1])
+    return values
+
+
+def moved_path_message(command_line: list[str]) -> str | None:
+    """The error for a ``--config`` that names a removed config file, or a ``--ckpt_path`` that does not exist
+    beside the ``final.ckpt`` runs write; ``None`` when neither applies."""
+    for value in _flag_values(command_line, "--config", "-c"):
+        path = Path(value)
+        if path.exists():
+            continue
+        for old, new in RENAMED_CONFIGS.items():
+            if path.as_posix().endswith(old):
+                return f"{value} no longer exists: a quality is now a delta on the benchmark's base config, {new}"
+    for value in _flag_values(command_line, "--ckpt_path"):
+        path = Path(value)
+        if not path.exists() and path.name != FINAL and (path.parent / FINAL).is_file():
+            return (f"{value} does not exist; a completed fit writes {path.parent / FINAL} "
+                    f"(and a resumable last.ckpt): --ckpt_path {path.parent / FINAL}")
+    return None
+
+
+CLI_KWARGS: dict[str, Any] = dict(model_class=LightningModule, datamodule_class=LightningDataModule,
+                                  subclass_mode_model=True, subclass_mode_data=True, auto_configure_optimizers=False)
+
+
 def main(args: list[str] | None = None, run: bool = True) -> MACFlowCLI:
-    return MACFlowCLI(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                      save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False, args=args, run=run)
+    return MACFlowCLI(**CLI_KWARGS, save_config_kwargs={"overwrite": True}, args=args, run=run)
+
+
+class _Built(Exception):
+    def __init__(self, parser) -> None:
+        self.parser = parser
+
+
+class _ParserOnly(MACFlowCLI):
+    """Stops right after building the parser: nothing is parsed, seeded or instantiated."""
+
+    def parse_arguments(self, parser, args) -> None:
+        raise _Built(parser)
+
+
+@functools.lru_cache(maxsize=2)
+def config_parser(trainer_defaults: bool = True):
+    """The parser of ``MACFlowCLI(run=False)`` (no subcommand), built once; without ``trainer_defaults`` it starts
+    from Lightning's own trainer defaults instead of :data:`TRAINER_DEFAULTS`."""
+    try:
+        _ParserOnly(**CLI_KWARGS, run=False, parser_kwargs=None if trainer_defaults else {})
+    except _Built as built:
+        return built.parser
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def resolve_config(args: list[str], trainer_defaults: bool = True) -> dict[str, Any]:
+    """The full config that ``python -m macflow fit <args>`` runs with (every default filled in, as
+    ``--print_config`` shows it), without building anything: e.g. to compare or hash runs."""
+    message = moved_path_message(list(args))
+    if message:
+        raise FileNotFoundError(message)
+    parser = config_parser(trainer_defaults)
+    return yaml.safe_load(parser.dump(parser.parse_args(list(args))))

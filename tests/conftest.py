@@ -55,11 +55,9 @@ def quiet_trainer_args(root: Path) -> list[str]:
 
 
 def coordination_callbacks(root: Path, name: str) -> list[str]:
-    """Replace the config's callbacks with a final checkpoint at ``root/<name>.ckpt`` and ``last.ckpt``."""
-    return ["--trainer.callbacks=macflow.callbacks.FinalCheckpoint", f"--trainer.callbacks.path={root}/{name}.ckpt",
-            "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
-            f"--trainer.callbacks.dirpath={root}", "--trainer.callbacks.save_last=true",
-            "--trainer.callbacks.save_top_k=0"]
+    """Replace the config's callbacks with a final checkpoint at ``root/<name>.ckpt``; the CLI's checkpoint group
+    writes ``root/last.ckpt`` and ``root/final.ckpt`` when ``root`` is the run's ``trainer.default_root_dir``."""
+    return ["--trainer.callbacks=macflow.callbacks.FinalCheckpoint", f"--trainer.callbacks.path={root}/{name}.ckpt"]
 
 
 def write_teacher(root: Path, *extra: str) -> Path:
