@@ -115,3 +115,45 @@ def test_grid_errors_name_the_file_and_key(tmp_path, change, message):
     with pytest.raises(GridError) as err:
         load_grid(path)
     assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_render_writes_marked_tables_from_records_and_keeps_the_rest(tmp_path):
+    from macflow.experiments.records import record_path, write_json
+    from macflow.experiments.render import END, render
+    from macflow.experiments.stats import iqm, mean_std
+
+    path = tiny_grid(tmp_path, doc=str(tmp_path / "doc.md"), tables=[{
+        "id": "main", "title": "Tiny", "rows": ["teacher", "teacher.k1"],
+        "columns": [{"header": "reward", "metric": "eval/return", "digits": 2},
+                    {"header": "min mode (%)", "min_of": "eval/mode_*", "scale": 100, "digits": 1}]}])
+    grid = load_grid(path)
+    records = tmp_path / "records"
+    returns = [0.5, 0.7, 0.9]
+    for seed, ret in enumerate(returns):
+        for variant in (None, "k1"):
+            write_json(record_path(records, "tiny", "teacher", "coord", seed, variant), {
+                "method": "teacher", "dataset": "coord", "seed": seed, "variant": variant, "source": "runner",
+                "git": {"commit": "a" * 40, "dirty": False},
+                "metrics": {"eval/return": ret, "eval/episodes": 50.0, "eval/mode_0": 0.2 + seed / 100,
+                            "eval/mode_1": 0.1}})
+    (tmp_path / "doc.md").write_text("# Title\n\nkept above\n")
+    render(grid, records)
+    text = (tmp_path / "doc.md").read_text()
+    assert text.startswith("# Title\n\nkept above\n") and text.count("<!-- macflow:table tiny/main -->") == 1
+    mean, std = mean_std(returns)
+    assert f"| teacher | 0 1 2 | {mean:.2f} ± {std:.2f} (IQM {iqm(returns):.2f} [" in text
+    assert "| teacher, k1 | 0 1 2 |" in text and "| 10.0 ± 0.0 (IQM 10.0 [10.0, 10.0]) |" in text  # min over modes
+    assert "seeds 0 1 2; evaluation episodes 50; code aaaaaaa." in text
+    (tmp_path / "doc.md").write_text(text + "\nkept below\n")
+    render(grid, records)
+    again = (tmp_path / "doc.md").read_text()
+    assert again == text + "\nkept below\n" and again.count(END) == 1  # re-rendering replaces its own section only
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "experiments").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_grids_load(path):
+    grid = load_grid(path)
+    assert grid.name == path.stem and grid.tables and grid.doc
+    for m in grid.methods.values():
+        if m.teacher is not None:
+            assert grid.training_order().index(m.teacher) < grid.training_order().index(m.name)

@@ -23,11 +23,22 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--runs", type=Path, default=RUNS, help="root of the run directories (checkpoints)")
     run.add_argument("--records", type=Path, default=RECORDS, help="root of the committed records")
     run.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: the tables' setting)")
+    draw = sub.add_parser("render", help="rewrite the grid's tables in its doc from the records")
+    draw.add_argument("grid", type=Path)
+    draw.add_argument("--records", type=Path, default=RECORDS)
+    draw.add_argument("--doc", type=Path, help="write here instead of the grid's doc")
+    legacy = sub.add_parser("convert-legacy", help="one-off: records from the tables made before the runner")
+    legacy.add_argument("--records", type=Path, default=RECORDS)
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    if args.command == "convert-legacy":
+        from macflow.experiments.legacy import convert
+
+        print(f"wrote {convert(args.records)} converted record(s) under {args.records}")
+        return
     try:
         grid = load_grid(args.grid)
     except GridError as err:
@@ -40,6 +51,10 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{grid.path}: no method(s) {sorted(unknown)} (have {sorted(grid.methods)})")
         runner.run(args.methods, args.datasets, args.seeds)
         print(f"[{grid.name}] {runner.fits} fit(s), {runner.evaluations} evaluation(s) run")
+    elif args.command == "render":
+        from macflow.experiments.render import render
+
+        print(f"[{grid.name}] wrote {render(grid, args.records, args.doc)}")
 
 
 if __name__ == "__main__":

@@ -172,6 +172,7 @@ class Runner:
             cli = run_cli(["validate", *validate_args])
             self.evaluations += 1
             metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("eval/")}
+            metrics.update(data_metrics(cli.datamodule))
             record = {
                 "grid": self.grid.name, "method": p.method, "dataset": p.dataset, "seed": p.seed, "variant": variant,
                 "stage": "fit" if variant is None else "eval",
@@ -187,6 +188,20 @@ class Runner:
         write_json(record_path(self.records, self.grid.name, p.method, p.dataset, p.seed, variant), record)
         self.log(f"  {record['label']}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(record["metrics"].items())))
         return record
+
+
+def data_metrics(datamodule: Any) -> dict[str, float]:
+    """``data/return`` (and ``data/normalized_return``): the dataset's own mean episode return, from the manifest
+    of a generated dataset; empty for data without one."""
+    manifest = getattr(datamodule, "manifest", None)
+    if not callable(manifest):
+        return {}
+    try:
+        m = manifest()
+    except (OSError, ValueError, KeyError, AttributeError):
+        return {}
+    out = {"data/return": m.get("mean_return"), "data/normalized_return": m.get("normalized_mean_return")}
+    return {k: float(v) for k, v in out.items() if isinstance(v, (int, float))}
 
 
 def _now(timestamp: float) -> str:
