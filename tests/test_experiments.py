@@ -34,11 +34,18 @@ def tiny_grid(tmp_path: Path, **changes) -> Path:
     return path
 
 
-def test_grid_runs_end_to_end_writes_records_and_reuses_finished_runs(tmp_path):
-    grid = load_grid(tiny_grid(tmp_path))
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> dict:
+    """The tiny grid run once: its folder, runs and records roots, the first runner and its records."""
+    tmp_path = tmp_path_factory.mktemp("tiny")
     runs, records = tmp_path / "runs", tmp_path / "records"
-    first = Runner(grid, runs, records, log=lambda _: None)
-    made = first.run()
+    runner = Runner(load_grid(tiny_grid(tmp_path)), runs, records, log=lambda _: None)
+    made = runner.run()
+    return {"tmp": tmp_path, "runs": runs, "records": records, "runner": runner, "made": made}
+
+
+def test_grid_runs_end_to_end_writes_records_and_reuses_finished_runs(tiny_run):
+    tmp_path, runs, records, first, made = (tiny_run[k] for k in ("tmp", "runs", "records", "runner", "made"))
     assert (first.fits, first.evaluations) == (2, 3)
     assert [(r["method"], r["variant"]) for r in made] == [("teacher", None), ("teacher", "k1"), ("student", None)]
     for r in made:
@@ -75,6 +82,41 @@ def test_grid_runs_end_to_end_writes_records_and_reuses_finished_runs(tmp_path):
     third = Runner(load_grid(grid), runs, records, log=lambda _: None)
     assert [r["metrics"]["eval/episodes"] for r in third.run()] == [20.0] * 3
     assert (third.fits, third.evaluations) == (0, 3)
+
+
+def test_latency_times_every_method_and_model_variant_from_the_seed_checkpoints(tiny_run):
+    from macflow.experiments.latency import latency_path, lookup, measure_grid
+
+    grid = load_grid(tiny_grid(tiny_run["tmp"]))
+    out = measure_grid(grid, tiny_run["records"], batch_sizes=[1, 64], repeats=3, min_time=0.002,
+                       log=lambda _: None)
+    assert json.loads(latency_path(tiny_run["records"], "tiny").read_text()) == json.loads(json.dumps(out))
+    rows = {r["row"]: r for r in out["rows"]}
+    assert {row: r["overrides"] for row, r in rows.items()} == {"teacher": {}, "teacher.k1": {"flow_steps": 1},
+                                                              "student": {}}
+    assert out["seed"] == 0 and out["threads"] == 1 and len(out["git"]["commit"]) == 40 and out["time"]
+    assert out["machine"] and out["torch"] and out["batch_sizes"] == [1, 64]
+    made = {r["method"] + (f".{r['variant']}" if r["variant"] else ""): r for r in tiny_run["made"]}
+    assert {row: r["run_dir"] for row, r in rows.items()} == {row: r["run_dir"] for row, r in made.items()}
+    ms = {row: lookup(out, *row_key, "coord", 1) for row, row_key in
+          (("teacher", ("teacher", None)), ("k1", ("teacher", "k1")), ("student", ("student", None)))}
+    assert all(v > 0 for v in ms.values()) and lookup(out, "teacher", None, "coord", 64) > 0
+    assert ms["teacher"] > 2 * ms["k1"]  # ten Euler steps of the same network against one
+
+
+def test_coordination_samples_figure_is_drawn_from_the_seed_checkpoints(tiny_run):
+    from macflow.experiments.figures import draw_from_checkpoints
+
+    figure = tiny_run["tmp"] / "figures/samples.png"
+    grid = load_grid(tiny_grid(tiny_run["tmp"], figures=[{
+        "id": "samples", "kind": "coordination_samples", "path": str(figure), "episodes": 50,
+        "panels": [{"label": "data", "data": True}, {"label": "teacher", "row": "teacher"},
+                   {"label": "student", "row": "student"}]}]))
+    lines: list[str] = []
+    assert draw_from_checkpoints(grid, tiny_run["records"], log=lines.append) == [figure]
+    png = figure.read_bytes()
+    assert png[:4] == b"\x89PNG" and int.from_bytes(png[16:20], "big") == round(3 * 3.2 * 120)  # three panels
+    assert [line.split(":")[0] for line in lines[:2]] == ["  teacher", "  student"]
 
 
 def test_config_hash_follows_settings_that_change_results_only(tmp_path):
@@ -148,6 +190,49 @@ def test_render_writes_marked_tables_from_records_and_keeps_the_rest(tmp_path):
     render(grid, records)
     again = (tmp_path / "doc.md").read_text()
     assert again == text + "\nkept below\n" and again.count(END) == 1  # re-rendering replaces its own section only
+
+
+def test_render_puts_latency_columns_and_the_frontier_figure_from_records(tmp_path):
+    from macflow.experiments.latency import latency_path
+    from macflow.experiments.records import record_path, write_json
+    from macflow.experiments.render import render
+
+    figure = tmp_path / "docs/figures/frontier.png"
+    doc = tmp_path / "docs/doc.md"
+    grid = load_grid(tiny_grid(tmp_path, doc=str(doc), tables=[{
+        "id": "main", "rows": ["teacher", "teacher.k1", "student"], "sort_by": "latency batch 1 (ms)",
+        "columns": [{"header": "reward", "metric": "eval/return", "digits": 2},
+                    {"header": "latency batch 1 (ms)", "latency": 1, "digits": 3},
+                    {"header": "latency batch 8 (ms)", "latency": 8, "digits": 2},
+                    {"header": "× student", "latency": 1, "relative_to": "student", "digits": 1}]}],
+        figures=[{"id": "frontier", "kind": "return_vs_latency", "path": str(figure), "alt": "return vs latency"}]))
+    records = tmp_path / "records"
+    rows = {("teacher", None): (0.9, 4.0), ("teacher", "k1"): (0.1, 0.5), ("student", None): (0.8, 0.125)}
+    for (method, variant), (ret, _) in rows.items():
+        for seed in (0, 1):
+            write_json(record_path(records, "tiny", method, "coord", seed, variant), {
+                "method": method, "dataset": "coord", "seed": seed, "variant": variant, "source": "runner",
+                "git": {"commit": "a" * 40, "dirty": False}, "metrics": {"eval/return": ret + seed / 10}})
+    doc.parent.mkdir(parents=True)
+    doc.write_text("# Title\n")
+    render(grid, records)  # before the latency record: the columns say so, the figure is not drawn
+    text = doc.read_text()
+    assert "| teacher, k1 | 0 1 | 0.15 ± 0.07 | – | – | – |" in text and "Latency: not measured yet" in text
+    assert "not drawn yet" in text and not figure.exists()
+    write_json(latency_path(records, "tiny"), {
+        "seed": 0, "repeats": 3, "machine": "cpu X, 1 thread(s)", "threads": 1, "time": "now",
+        "git": {"commit": "b" * 40, "dirty": False},
+        "rows": [{"method": m, "variant": v, "dataset": "coord", "ms": {"1": ms, "8": 8 * ms}}
+                 for (m, v), (_, ms) in rows.items()]})
+    render(grid, records)
+    text = doc.read_text()
+    table = [line for line in text.splitlines() if line.startswith("| ") and "seeds" not in line]
+    assert table == ["| student | 0 1 | 0.85 ± 0.07 | 0.125 | 1.00 | 1.0 |",  # sorted by the batch-1 latency
+                     "| teacher, k1 | 0 1 | 0.15 ± 0.07 | 0.500 | 4.00 | 4.0 |",
+                     "| teacher | 0 1 | 0.95 ± 0.07 | 4.000 | 32.00 | 32.0 |"]
+    assert "seed-0 checkpoints, cpu X, 1 thread(s)" in text and "(code bbbbbbb, now)" in text
+    assert "![return vs latency](figures/frontier.png)\n<!-- /macflow:table -->" in text  # inside the section
+    assert figure.read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "experiments").glob("*.yaml")), ids=lambda p: p.stem)

@@ -1,4 +1,5 @@
-"""``python -m macflow.experiments {run,render,latency,convert-legacy} <grid.yaml>``: see macflow/experiments."""
+"""``python -m macflow.experiments {run,render,latency,figures,convert-legacy} <grid.yaml>``: see
+macflow/experiments."""
 
 from __future__ import annotations
 
@@ -27,6 +28,18 @@ def parser() -> argparse.ArgumentParser:
     draw.add_argument("grid", type=Path)
     draw.add_argument("--records", type=Path, default=RECORDS)
     draw.add_argument("--doc", type=Path, help="write here instead of the grid's doc")
+    lat = sub.add_parser("latency", help="time every method's decision from its checkpoint -> <records>/<grid>/"
+                         "latency.json")
+    lat.add_argument("grid", type=Path)
+    lat.add_argument("--records", type=Path, default=RECORDS)
+    lat.add_argument("--seed", type=int, help="whose checkpoints (default: the grid's latency.seed, else 0)")
+    lat.add_argument("--batch-sizes", type=int, nargs="+", help="default: the grid's latency.batch_sizes, else 1 1024")
+    lat.add_argument("--repeats", type=int, help="interleaved rounds (default 9)")
+    lat.add_argument("--min-time", type=float, help="seconds per timed block (default 0.02)")
+    lat.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    figs = sub.add_parser("figures", help="draw the grid's figures that need checkpoints (coordination_samples)")
+    figs.add_argument("grid", type=Path)
+    figs.add_argument("--records", type=Path, default=RECORDS)
     legacy = sub.add_parser("convert-legacy", help="one-off: records from the tables made before the runner")
     legacy.add_argument("--records", type=Path, default=RECORDS)
     return p
@@ -55,6 +68,16 @@ def main(argv: list[str] | None = None) -> None:
         from macflow.experiments.render import render
 
         print(f"[{grid.name}] wrote {render(grid, args.records, args.doc)}")
+    elif args.command == "latency":
+        from macflow.experiments.latency import latency_path, measure_grid
+
+        measure_grid(grid, args.records, args.seed, args.batch_sizes, args.repeats, args.min_time, args.threads)
+        print(f"[{grid.name}] wrote {latency_path(args.records, grid.name)}")
+    elif args.command == "figures":
+        from macflow.experiments.figures import draw_from_checkpoints
+
+        if not draw_from_checkpoints(grid, args.records):
+            print(f"[{grid.name}] no figure drawn from checkpoints (render draws the others)")
 
 
 if __name__ == "__main__":

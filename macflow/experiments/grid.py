@@ -2,7 +2,9 @@
 
 A grid names ``methods`` (each a stack of ``--config`` files plus CLI flags; a student names the ``teacher``
 method it distils), ``datasets`` (CLI flags shared by every method on that dataset) and ``seeds``. Every string
-may use ``{dataset}``, which becomes the dataset's name. Errors name the file and the key at fault.
+may use ``{dataset}``, which becomes the dataset's name. ``tables`` and ``figures`` are what ``render`` writes
+(:mod:`macflow.experiments.render`, :mod:`macflow.experiments.figures`), ``latency`` how the ``latency`` command
+times the trained models (:mod:`macflow.experiments.latency`). Errors name the file and the key at fault.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from typing import Any
 
 import yaml
 
-GRID_KEYS = {"name", "doc", "seeds", "methods", "datasets", "fit_args", "validate_args", "tables", "figure",
+GRID_KEYS = {"name", "doc", "seeds", "methods", "datasets", "fit_args", "validate_args", "tables", "figures",
              "latency"}
+FIGURE_KINDS = ("return_vs_latency", "coordination_samples")
+"""What a ``figures`` entry may draw (see :mod:`macflow.experiments.figures`)."""
 METHOD_KEYS = {"config", "args", "teacher", "variants", "dataset_args", "validate_args", "label", "family",
                "datasets"}
 
@@ -52,7 +56,7 @@ class Grid:
     validate_args: tuple[str, ...] = ()
     doc: str | None = None
     tables: list[dict[str, Any]] = field(default_factory=list)
-    figure: dict[str, Any] | None = None
+    figures: list[dict[str, Any]] = field(default_factory=list)
     latency: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -166,7 +170,8 @@ def load_grid(path: str | Path) -> Grid:
     grid = Grid(name=name, path=path, seeds=tuple(seeds), methods=methods, datasets=datasets,
                 fit_args=_strings(raw.get("fit_args"), f"{path}: fit_args"),
                 validate_args=_strings(raw.get("validate_args"), f"{path}: validate_args"),
-                doc=raw.get("doc"), tables=list(raw.get("tables") or []), figure=raw.get("figure"),
+                doc=raw.get("doc"), tables=list(raw.get("tables") or []),
+                figures=_figures(path, raw.get("figures"), [t.get("id") for t in raw.get("tables") or []]),
                 latency=raw.get("latency"), raw=raw)
     for m in methods.values():
         for c in m.config:
@@ -175,6 +180,24 @@ def load_grid(path: str | Path) -> Grid:
                     raise GridError(f"{path}: methods.{m.name}.config: no file {expand(c, d)} (dataset {d}); "
                                     "paths are relative to the repository root")
     return grid
+
+
+def _figures(path: Path, value: Any, tables: list[str]) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise GridError(f"{path}: figures: expected a list of figures, got {type(value).__name__}")
+    for i, spec in enumerate(value):
+        where = f"{path}: figures[{i}]"
+        spec = _mapping(spec, where)
+        for key in ("id", "kind", "path"):
+            if key not in spec:
+                raise GridError(f"{where}: missing key '{key}'")
+        if spec["kind"] not in FIGURE_KINDS:
+            raise GridError(f"{where}.kind: '{spec['kind']}' is not one of {list(FIGURE_KINDS)}")
+        if "table" in spec and spec["table"] not in tables:
+            raise GridError(f"{where}.table: no table '{spec['table']}' in this grid ({tables})")
+    return value
 
 
 def _stub(methods: dict[str, Method], datasets: dict[str, tuple[str, ...]]) -> Grid:
