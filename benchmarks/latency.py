@@ -9,18 +9,16 @@ denoiser are the teacher's agent-attention network. Latency does not depend on t
 training needed). The exported student is the TorchScript / ONNX (onnxruntime, one intra-op thread) per-agent
 policies of ``python -m macflow export``, run one agent after the other as N decentralised agents would on one core.
 
-Method: every (method, batch size) is warmed up, then timed in ``--repeats`` rounds; in each round every method
-runs in turn (interleaved, so drift on a shared machine hits all methods alike) for enough calls to last
-``--min-time`` seconds. The table gives the median time per decision; the ratios are taken within this one run.
+Method (``macflow.experiments.latency.measure``, which also times a grid's trained models): every (method, batch
+size) is warmed up, then timed in ``--repeats`` rounds; in each round every method runs in turn (interleaved, so
+drift on a shared machine hits all methods alike) for enough calls to last ``--min-time`` seconds. The table
+gives the median time per decision; the ratios are taken within this one run.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import platform
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -32,6 +30,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from macflow.experiments.latency import machine, measure  # noqa: E402
 from macflow.export import agent_policies, export_agent  # noqa: E402
 from macflow.modules import (  # noqa: E402
     MATD3BC,
@@ -70,20 +69,6 @@ def write_section(path: Path, name: str, body: str, title: str) -> None:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-
-
-def machine(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
 
 
 def build_methods(n_agents: int, obs_dim: int, action_dim: int, device: str, exported: bool
@@ -152,32 +137,6 @@ def exported_student(student: OneStepStudent) -> dict[str, Callable]:
 
     out["student exported, ONNX Runtime"] = run_onnx
     return out
-
-
-def measure(methods: dict[str, Callable], obs: torch.Tensor, repeats: int, min_time: float, device: str
-            ) -> dict[str, float]:
-    """Median seconds per call of each method, interleaved over ``repeats`` rounds."""
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    calls = {}
-    with torch.inference_mode():
-        for name, fn in methods.items():  # warm-up and calibration
-            for _ in range(2):
-                fn(obs)
-            sync()
-            t0 = time.perf_counter()
-            fn(obs)
-            sync()
-            calls[name] = max(1, math.ceil(min_time / max(time.perf_counter() - t0, 1e-7)))
-        samples: dict[str, list[float]] = {name: [] for name in methods}
-        for _ in range(repeats):
-            for name, fn in methods.items():
-                sync()
-                t0 = time.perf_counter()
-                for _ in range(calls[name]):
-                    fn(obs)
-                sync()
-                samples[name].append((time.perf_counter() - t0) / calls[name])
-    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def fmt_time(seconds: float) -> str:

@@ -28,10 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from latency import machine, write_section  # noqa: E402
+from latency import write_section  # noqa: E402
 
 from macflow.datamodules import CoordinationDataModule  # noqa: E402
 from macflow.envs.coordination import joint_mode, mode_points  # noqa: E402
+from macflow.experiments.latency import machine  # noqa: E402
 from macflow.modules import AgentAttentionVectorField, FlowTeacher, OneStepStudent  # noqa: E402
 from macflow.modules.flow import flow_matching_loss  # noqa: E402
 

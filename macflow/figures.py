@@ -3,12 +3,16 @@
 ``coordination_samples``: joint actions on the coordination benchmark, one panel per source (data, teacher,
 student, factored teacher). Each point is one joint action, plotted as agent 0's angle against agent 1's angle
 (context rotation removed): coordinated play sits on the few mode points, incoherent play fills the grid.
+
+``return_vs_latency``: one marker per method (mean return against its decision latency on a log axis, error bars
+over seeds), coloured by family, each labelled.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -50,5 +54,47 @@ def coordination_samples(panels: Mapping[str, tuple[Tensor, Tensor, float]], pat
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """One row of a return-vs-latency figure."""
+
+    label: str
+    latency_ms: float
+    mean: float
+    std: float = 0.0
+    family: str = ""
+
+
+def return_vs_latency(points: Sequence[FrontierPoint], path: str | Path, title: str = "",
+                      xlabel: str = "decision latency (ms, log scale)", ylabel: str = "mean return") -> Path:
+    """Save a PNG scatter of ``points``: log-x latency, y the mean with ``std`` error bars, one colour and marker
+    per family (in the legend), every marker labelled."""
+    plt = _pyplot()
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = "o*s^Dvp<>h"
+    families = list(dict.fromkeys(p.family or p.label for p in points))
+    fig, ax = plt.subplots(figsize=(8.0, 5.0))
+    for i, family in enumerate(families):
+        group = [p for p in points if (p.family or p.label) == family]
+        ax.errorbar([p.latency_ms for p in group], [p.mean for p in group], yerr=[p.std for p in group],
+                    fmt=markers[i % len(markers)], color=colours[i % len(colours)], markersize=8, capsize=3,
+                    markeredgecolor="black", markeredgewidth=0.5, label=family, zorder=3)
+    for p in points:
+        ax.annotate(p.label, (p.latency_ms, p.mean), textcoords="offset points", xytext=(5, 5), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
     plt.close(fig)
     return path

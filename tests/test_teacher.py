@@ -53,6 +53,22 @@ def test_sample_is_a_pure_function_of_noise_and_usable_without_a_trainer():
     assert acted.abs().max() <= 1.0
 
 
+def test_fixed_eval_noise_holds_one_draw_per_episode_across_steps():
+    # the draw of the MaMuJoCo table's "noise held per episode" teacher: one batch of all episodes, seed 0
+    torch.manual_seed(0)
+    episodes = 5
+    teacher = FlowTeacher(eval_noise="fixed", n_agents=3, obs_dim=4, action_dim=2)
+    held = torch.randn(episodes, 3, 2, generator=torch.Generator().manual_seed(0))
+    step1, step2 = torch.randn(episodes, 3, 4), torch.randn(episodes, 3, 4)
+    first, second = teacher.act(step1), teacher.act(step2)
+    assert torch.equal(first, teacher.act(step1, noise=held)) and torch.equal(second, teacher.act(step2, noise=held))
+    teacher.hparams.eval_noise = "fresh"
+    assert not torch.equal(teacher.act(step1), teacher.act(step1))  # the default draws new noise at every call
+    assert FlowTeacher(n_agents=3, obs_dim=4, action_dim=2).hparams.eval_noise == "fresh"
+    with pytest.raises(ValueError, match="eval_noise"):
+        FlowTeacher(eval_noise="zero", n_agents=3, obs_dim=4, action_dim=2)
+
+
 def test_discrete_teacher_acts_one_hot_and_legal():
     torch.manual_seed(0)
     teacher = FlowTeacher(n_agents=2, obs_dim=3, action_dim=4, discrete=True)

@@ -38,6 +38,9 @@ class FlowTeacher(MACFlowModule):
         normalize_obs: z-score the observations the vector field reads, per agent and feature, with statistics of
             the training data, fitted when training starts and saved in the checkpoint; :meth:`sample` and
             :meth:`act` still take raw observations.
+        eval_noise: the noise :meth:`act` starts from when given none: ``fresh`` per call, or ``fixed``: the same
+            draw (a generator seeded 0) at every call, so each episode of one evaluation batch keeps one noise for
+            all its steps (as the student's ``eval_noise: fixed``).
         n_agents, obs_dim, action_dim, state_dim, discrete: data dims, linked from the datamodule.
     """
 
@@ -45,7 +48,7 @@ class FlowTeacher(MACFlowModule):
                  flow_steps: int = 10, prediction: Literal["velocity", "endpoint"] = "velocity",
                  lr: float = 3e-4, weight_decay: float = 0.0,
                  lr_schedule: Literal["constant", "cosine"] = "constant", compile: bool = False,
-                 normalize_obs: bool = False,
+                 normalize_obs: bool = False, eval_noise: Literal["fresh", "fixed"] = "fresh",
                  n_agents: int = 1, obs_dim: int = 1, action_dim: int = 1, state_dim: int = 0,
                  discrete: bool = False) -> None:
         super().__init__(n_agents, obs_dim, action_dim, state_dim, discrete)
@@ -55,6 +58,8 @@ class FlowTeacher(MACFlowModule):
             raise TypeError(f"vector_field must build an nn.Module, got {type(self.vector_field).__name__}")
         if prediction not in ("velocity", "endpoint"):
             raise ValueError(f"prediction must be 'velocity' or 'endpoint', got {prediction!r}")
+        if eval_noise not in ("fresh", "fixed"):
+            raise ValueError(f"eval_noise must be 'fresh' or 'fixed', got {eval_noise!r}")
         self.obs_normalizer = self.obs_normalizer_for(normalize_obs)
 
     def velocity(self, x_t: Tensor, t: Tensor, obs: Tensor) -> Tensor:
@@ -91,7 +96,12 @@ class FlowTeacher(MACFlowModule):
     @torch.no_grad()
     def act(self, obs: Tensor, legal: Tensor | None = None, noise: Tensor | None = None,
             steps: int | None = None) -> Tensor:
-        """Joint actions: the sample clipped to [-1, 1], or its best legal one-hot action when discrete."""
+        """Joint actions: the sample clipped to [-1, 1], or its best legal one-hot action when discrete; without
+        ``noise``, from fresh noise or, with ``eval_noise: fixed``, from the seeded draw of every call."""
+        if noise is None and self.hparams.eval_noise == "fixed":
+            gen = torch.Generator(device=obs.device).manual_seed(0)
+            noise = torch.randn(obs.shape[0], self.n_agents, self.action_dim, device=obs.device, dtype=obs.dtype,
+                                generator=gen)
         x = self.sample(obs, noise, steps)
         return self.to_actions(x, legal)
 

@@ -1,0 +1,218 @@
+"""Records -> the Markdown tables (and figure) a grid declares, between markers render owns in the grid's doc.
+
+A table section is ``<!-- macflow:table <grid>/<id> -->`` ... ``<!-- /macflow:table -->``; everything outside the
+markers is kept. A grid's ``tables`` entry names its ``id``, ``title``, optional ``text`` (what the columns mean),
+``rows`` (``method`` or ``method.variant``, in order), optional ``datasets`` and ``columns``: ``header`` plus either
+``metric`` (a logged key, e.g. ``eval/return``) or ``min_of`` (a glob of keys, reduced per seed by min), with
+``digits`` and ``scale``, or ``latency`` (a batch size: ms per team decision from the grid's latency record,
+``python -m macflow.experiments latency``), optionally ``relative_to`` a row (the ratio to that row's latency).
+``sort_by`` (a column's header) orders each dataset's rows by that column. Cells show mean ± std over seeds (and the
+IQM with its bootstrap interval from 3 seeds). Cells with converted records are marked †; ‡ marks a published
+aggregate without per-seed numbers. A grid's ``figures`` are linked at the end of the section of the table they
+name (``table``, default the first); render draws the ``return_vs_latency`` ones from the records, the
+``figures`` command those drawn from checkpoints (:mod:`macflow.experiments.figures`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+from typing import Any
+
+from macflow.experiments.checkpoints import parse_row as split_row
+from macflow.experiments.grid import Grid
+from macflow.experiments.latency import latency_path, load_latency, lookup
+from macflow.experiments.records import load_records
+from macflow.experiments.stats import fmt, summary
+
+END = "<!-- /macflow:table -->"
+
+
+def start_marker(grid: str, table: str) -> str:
+    return f"<!-- macflow:table {grid}/{table} -->"
+
+
+def replace_section(text: str, start: str, block: str) -> str:
+    """``text`` with the section from ``start`` to the next :data:`END` replaced by ``block`` (appended if absent)."""
+    if start in text:
+        head, rest = text.split(start, 1)
+        tail = rest.split(END, 1)[1] if END in rest else ""
+        return head + block + tail
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def value(record: dict[str, Any], column: dict[str, Any]) -> float | None:
+    """One record's number for ``column`` (``None`` when the record lacks it)."""
+    metrics = record.get("metrics", {})
+    if "min_of" in column:
+        found = [v for k, v in metrics.items() if fnmatch.fnmatch(k, column["min_of"])]
+        return min(found) if found else None
+    return metrics.get(column["metric"])
+
+
+def parse_row(row: str | dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """``method``, ``method.variant`` or ``{method, variant, label}`` -> (method, variant, label)."""
+    if isinstance(row, dict):
+        return row["method"], row.get("variant"), row.get("label")
+    return (*split_row(row), None)
+
+
+def table_rows(grid: Grid, spec: dict[str, Any]) -> list[tuple[str, str | None, str | None]]:
+    """The table's rows (default: every method, each followed by its variants)."""
+    default = [f"{m.name}.{v}" if v else m.name for m in grid.methods.values() for v in (None, *m.variants)]
+    return [parse_row(r) for r in spec.get("rows") or default]
+
+
+def row_label(grid: Grid, method: str, variant: str | None, label: str | None) -> str:
+    """A row's name in tables and figures: its own label, else the method's label and the variant."""
+    if label:
+        return label
+    name = grid.methods[method].label if method in grid.methods else method
+    return name + (f", {variant}" if variant else "")
+
+
+def latency_value(latency: dict[str, Any] | None, column: dict[str, Any], method: str, variant: str | None,
+                  dataset: str) -> float | None:
+    """A ``latency`` column's number: ms per decision, or its ratio to the ``relative_to`` row."""
+    ms = lookup(latency, method, variant, dataset, column["latency"])
+    if ms is None or "relative_to" not in column:
+        return ms
+    ref_method, ref_variant, _ = parse_row(column["relative_to"])
+    ref = lookup(latency, ref_method, ref_variant, dataset, column["latency"])
+    return None if ref is None else ms / ref
+
+
+def cell(records: list[dict[str, Any]], column: dict[str, Any]) -> str:
+    """Mean ± std (and IQM) of ``column`` over the seeds' records; marked when converted."""
+    digits, scale = column.get("digits", 3), column.get("scale", 1.0)
+    aggregate = [r for r in records if "summary" in r]
+    if aggregate:
+        s = aggregate[0]["summary"].get(column.get("metric", column.get("min_of")))
+        if s is None:
+            return "–"
+        return f"{fmt(s['mean'], digits, scale)} ± {fmt(s['std'], digits, scale)} ‡"
+    values = [v for v in (value(r, column) for r in records) if v is not None]
+    text = summary(values, digits, scale)
+    return text + (" †" if any(r.get("source") == "converted" for r in records) else "")
+
+
+def short_commit(record: dict[str, Any]) -> str:
+    git = record.get("git") or {}
+    commit = str(git.get("commit", "unknown"))[:7]
+    return commit + ("+dirty" if git.get("dirty") else "")
+
+
+def group_records(records: list[dict[str, Any]]) -> dict[tuple[str, str | None, str], list[dict[str, Any]]]:
+    """(method, variant, dataset) -> its records, by seed."""
+    by_key: dict[tuple[str, str | None, str], list[dict[str, Any]]] = {}
+    for r in records:
+        by_key.setdefault((r["method"], r.get("variant"), r["dataset"]), []).append(r)
+    return {k: sorted(v, key=lambda r: str(r.get("seed"))) for k, v in by_key.items()}
+
+
+def sort_key(got: list[dict[str, Any]], column: dict[str, Any], latency: dict[str, Any] | None,
+             key: tuple[str, str | None, str]) -> float:
+    """The number a row is sorted by under ``sort_by`` (mean over seeds; rows without one go last)."""
+    if "latency" in column:
+        number = latency_value(latency, column, *key)
+    else:
+        values = [v for v in (value(r, column) for r in got) if v is not None]
+        number = sum(values) / len(values) if values else None
+    return float("inf") if number is None else number
+
+
+def render_table(grid: Grid, spec: dict[str, Any], records: list[dict[str, Any]],
+                 records_root: Path = Path("docs/records"), latency: dict[str, Any] | None = None) -> str:
+    """The Markdown of one table: heading, how it was made, the table, the marks' meaning."""
+    by_key = group_records(records)
+    datasets = list(spec.get("datasets") or grid.datasets)
+    rows = table_rows(grid, spec)
+    columns = spec["columns"]
+    order = next((c for c in columns if c["header"] == spec["sort_by"]), None) if spec.get("sort_by") else None
+    if spec.get("sort_by") and order is None:
+        raise SystemExit(f"{grid.path}: tables.{spec['id']}.sort_by: no column '{spec['sort_by']}'")
+    many = len(datasets) > 1
+    used: list[dict[str, Any]] = []
+    lines = ["| " + " | ".join((["data"] if many else []) + ["method", "seeds"] + [c["header"] for c in columns])
+             + " |", "|" + "---|" * ((2 if not many else 3) + len(columns))]
+    for dataset in datasets:
+        present = [(m, v, label) for m, v, label in rows if by_key.get((m, v, dataset))]
+        if order is not None:
+            present.sort(key=lambda r: sort_key(by_key[(r[0], r[1], dataset)], order, latency, (r[0], r[1], dataset)))
+        for method, variant, label in present:
+            got = by_key[(method, variant, dataset)]
+            used += got
+            seeds = " ".join(str(r["seed"]) for r in got if "summary" not in r) or str(got[0].get("n_seeds", "–"))
+            cells = [fmt(latency_value(latency, c, method, variant, dataset), c.get("digits", 3))
+                     if "latency" in c else cell(got, c) for c in columns]
+            lines.append("| " + " | ".join(([dataset] if many else []) + [row_label(grid, method, variant, label),
+                                                                            seeds] + cells) + " |")
+    command = (f"python -m macflow.experiments run {grid.path} && python -m macflow.experiments render {grid.path}")
+    configs = sorted({c for m in grid.methods.values() for c in m.config})
+    seeds = sorted({r["seed"] for r in used if isinstance(r.get("seed"), int)})
+    episodes = sorted({int(r["metrics"]["eval/episodes"]) for r in used if "eval/episodes" in r.get("metrics", {})})
+    commits = sorted({short_commit(r) for r in used if r.get("source") == "runner"})
+    converted = sorted({str(Path(c).parent) + "/" if c.endswith(".json") else c
+                        for c in (r["converted_from"] for r in used if r.get("source") == "converted")})
+    head = [f"## {spec.get('title', spec['id'])}", "",
+            f"Made by `{command}` from the records in `{Path(records_root) / grid.name}/`; configs "
+            + ", ".join(f"`{c}`" for c in configs) + f"; seeds {' '.join(map(str, seeds)) or '–'}; "
+            f"evaluation episodes {', '.join(map(str, episodes)) or 'as recorded'}; code "
+            + (", ".join(commits) or "–") + ". Do not edit by hand.", ""]
+    if spec.get("text"):
+        head += [spec["text"].strip(), ""]
+    head += ["Mean ± std over seeds; with 3 or more seeds also the interquartile mean with a 95 % bootstrap interval "
+             "over seeds."]
+    if converted:
+        head[-1] += (" † = converted from results made before the runner (" + ", ".join(f"`{c}`" for c in converted)
+                     + "), ‡ = the published aggregate only, per-seed numbers not recorded.")
+    if any("latency" in c for c in columns):
+        head += ["", latency_note(grid, latency, records_root)]
+    return "\n".join(head + [""] + lines)
+
+
+def latency_note(grid: Grid, latency: dict[str, Any] | None, records_root: Path) -> str:
+    """How the latency columns were measured (or how to measure them)."""
+    if latency is None:
+        return (f"Latency: not measured yet (`python -m macflow.experiments latency {grid.path}` writes "
+                f"`{latency_path(records_root, grid.name)}`).")
+    return (f"Latency: ms per decision of the whole team (`policy(obs)`, actions of all agents), median of "
+            f"{latency['repeats']} interleaved rounds after warm-up, the seed-{latency['seed']} checkpoints, "
+            f"{latency['machine']}; `{latency_path(records_root, grid.name)}` (code {short_commit(latency)}, "
+            f"{latency['time']}).")
+
+
+def figure_block(grid: Grid, spec: dict[str, Any], doc: Path) -> str:
+    """The image link of one figure, relative to ``doc`` (or how to draw it, when it is not drawn yet)."""
+    path = Path(spec["path"])
+    if not path.is_file():
+        how = (f"`python -m macflow.experiments latency {grid.path}`, then render" if spec["kind"] == "return_vs_latency"
+               else f"`python -m macflow.experiments figures {grid.path}`")
+        return f"*Figure `{path}` not drawn yet: {how}.*"
+    return f"![{spec.get('alt', spec['id'])}]({os.path.relpath(path, doc.parent)})"
+
+
+def render(grid: Grid, records_root: Path, doc: Path | None = None) -> Path:
+    """Rewrite every table ``grid`` declares in its doc from the records; returns the doc's path."""
+    if not grid.tables:
+        raise SystemExit(f"{grid.path}: no 'tables' to render")
+    doc = Path(doc or grid.doc or f"docs/results_{grid.name}.md")
+    records = load_records(records_root, grid.name)
+    if not records:
+        raise SystemExit(f"no records under {Path(records_root) / grid.name}; run the grid first")
+    latency = load_latency(records_root, grid.name)
+    if grid.figures:
+        from macflow.experiments.figures import draw_from_records
+
+        draw_from_records(grid, records, latency)
+    text = doc.read_text() if doc.exists() else f"# {grid.name}\n"
+    first = grid.tables[0]["id"]
+    for spec in grid.tables:
+        start = start_marker(grid.name, spec["id"])
+        blocks = [start, render_table(grid, spec, records, records_root, latency)]
+        blocks += ["\n" + figure_block(grid, f, doc) for f in grid.figures if f.get("table", first) == spec["id"]]
+        text = replace_section(text, start, "\n".join(blocks + [END]))
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
+    return doc
