@@ -38,16 +38,6 @@ def save_checkpoint(module: torch.nn.Module, path: Path, state_dict: dict | None
     return path
 
 
-def load_benchmark(name: str):
-    """Import ``benchmarks/<name>.py`` (not a package) as a module, to test its functions."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def quiet_trainer_args(root: Path) -> list[str]:
     """Trainer overrides for tests: output under ``root``, no progress bar or model summary."""
     return [f"--trainer.default_root_dir={root}", "--trainer.enable_progress_bar=false",

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, load_benchmark, quiet_trainer_args, run_cli
+from conftest import CONFIGS, quiet_trainer_args, run_cli
 
 from macflow.datagen.mpe import MEDIUM_SIGMA, episode_seed, generate
 from macflow.datagen.mpe_policies import ExpertPolicy, assignments
@@ -216,14 +216,3 @@ def test_short_fit_on_tiny_generated_data_beats_the_untrained_student(tmp_path):
             module.reset_parameters()
     before = evaluate(dm, untrained.policy, eval_seeds(20))["return"].mean().item()
     assert trained > before + 3.0, (trained, before)
-
-
-def test_handover_policy_switches_models_after_k_decisions():
-    from types import SimpleNamespace
-
-    handover = load_benchmark("mpe_handover")
-    first = SimpleNamespace(policy=lambda obs, legal=None: torch.zeros(1))
-    then = SimpleNamespace(policy=lambda obs, legal=None: torch.ones(1))
-    policy = handover.handover_policy(first, then, 3)
-    assert [policy(None).item() for _ in range(5)] == [0, 0, 0, 1, 1]
-    assert handover.label("teacher", "student", 0) == "student only"
