@@ -1,4 +1,4 @@
-"""``python -m macflow.experiments {run,render,latency,figures,convert-legacy} <grid.yaml>``: see
+"""``python -m macflow.experiments {run,render,latency,figures} <grid.yaml>``: see
 macflow/experiments."""
 
 from __future__ import annotations
@@ -40,18 +40,11 @@ def parser() -> argparse.ArgumentParser:
     figs = sub.add_parser("figures", help="draw the grid's figures that need checkpoints (coordination_samples)")
     figs.add_argument("grid", type=Path)
     figs.add_argument("--records", type=Path, default=RECORDS)
-    legacy = sub.add_parser("convert-legacy", help="one-off: records from the tables made before the runner")
-    legacy.add_argument("--records", type=Path, default=RECORDS)
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    if args.command == "convert-legacy":
-        from macflow.experiments.legacy import convert
-
-        print(f"wrote {convert(args.records)} converted record(s) under {args.records}")
-        return
     try:
         grid = load_grid(args.grid)
     except GridError as err:
