@@ -72,8 +72,7 @@ class Budget:
 
 BUDGETS = {
     "default": Budget(),
-    # Hopper: the paper's 8 directions (top 4) stayed at 181-444 over 300 iterations (0.6M steps, seed 0); 16 (top 8)
-    # reached 3136 by iteration 150 (1.5M steps, 157 s on one core). See docs/results_mamujoco.md.
+    # Hopper: twice the paper's ARS directions (16, top 8) and no CPG gaits (docs/results_mamujoco.md says why)
     "hopper": Budget(ars_iterations=160, ars_eval_every=5, ars_directions=16, ars_top=8, n_gaits=0),
     "tiny": Budget(ars_iterations=2, ars_eval_every=1, ars_eval_episodes=1, n_gaits=1, cpg_iterations=1,
                    cpg_population=4, horizon=30),

@@ -20,7 +20,7 @@ from macflow.transitions import TransitionData, atomic_write
 
 QUALITIES = ("random", "medium", "expert", "medium-replay")
 MEDIUM_SIGMA = 1.7
-"""Force-noise std of the medium policy (≈ 50 % normalised on 300 episodes; each manifest stores its own score)."""
+"""Force-noise std of the medium policy (set so that medium data scores about half way between random and expert; each manifest stores its own score)."""
 REPLAY_SIGMA_START = 4.0
 """Force-noise std at the start of medium-replay (nearly random play), annealed linearly to ``MEDIUM_SIGMA``."""
 FORMAT_VERSION = 1
