@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "macflow"
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "macflow"
 FORBIDDEN_FOR_MODULES = ("macflow.datamodules", "macflow.datagen", "mpe2", "mujoco", "gymnasium",
                          "gymnasium_robotics", "pettingzoo")
 
@@ -89,3 +92,14 @@ def test_subpackages_depend_on_each_other_in_one_direction():
     assert graph["evaluation"] == {"envs"}
     assert not graph["modules"] & {"datamodules", "datagen"}
     assert "datamodules" not in graph["datagen"]
+
+
+@pytest.mark.parametrize("script", ["coordination", "mpe_table", "mamujoco_table", "frontier"])
+def test_old_table_scripts_exit_naming_the_runner(script):
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{script}.py")], capture_output=True, text=True)
+    assert done.returncode != 0 and "python -m macflow.experiments run configs/experiments/" in done.stderr
+
+
+def test_names_moved_out_of_datamodules_say_where_they_went():
+    with pytest.raises(ImportError, match="macflow.envs"):
+        from macflow.datamodules import rollout  # noqa: F401

@@ -9,3 +9,13 @@ from macflow.transitions import TransitionData
 
 __all__ = ["OfflineMARLDataModule", "CoordinationDataModule", "MPEDataModule", "MaMuJoCoDataModule",
            "RandomBatches", "TransitionData"]
+
+MOVED = {"rollout": "macflow.envs", "EnvStep": "macflow.envs", "MultiAgentEnv": "macflow.envs",
+         "EVAL_SEED_OFFSET": "macflow.evaluation"}
+"""Names this package exported before simulators moved to :mod:`macflow.envs` (see docs/upgrading.md)."""
+
+
+def __getattr__(name: str):
+    if name in MOVED:
+        raise ImportError(f"macflow.datamodules.{name} moved: import it from {MOVED[name]}")
+    raise AttributeError(f"module 'macflow.datamodules' has no attribute {name!r}")
