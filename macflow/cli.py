@@ -56,9 +56,10 @@ class MACFlowCLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:
         """Keep the raw command line: :meth:`_parse_ckpt_path` needs to know which flags the user typed. A removed
-        config path or a checkpoint name that runs no longer write stops here with the replacement named."""
+        config path, a checkpoint name that runs no longer write or a delta config without its base stops here with the
+        fix named."""
         self._command_line = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
-        message = moved_path_message(self._command_line)
+        message = moved_path_message(self._command_line) or delta_message(self._command_line)
         if message:
             parser.error(message)
         super().parse_arguments(parser, args)
@@ -153,6 +154,34 @@ def moved_path_message(command_line: list[str]) -> str | None:
     return None
 
 
+def delta_message(command_line: list[str]) -> str | None:
+    """The error for a ``--config`` delta (``model``/``data`` settings without a ``class_path``) that comes before
+    any config or flag naming the class, e.g. ``--config configs/mpe/medium/student.yaml`` alone; ``None`` otherwise.
+    """
+    named = {group for group in ("model", "data") for token in command_line
+             if token in (f"--{group}", f"--{group}.class_path") or token.startswith((f"--{group}=",
+                                                                                       f"--{group}.class_path="))}
+    for value in _flag_values(command_line, "--config", "-c"):
+        path = Path(value)
+        try:
+            config = yaml.safe_load(path.read_text()) if path.is_file() else None
+        except (OSError, yaml.YAMLError):
+            return None  # the parser reports it
+        for group in ("model", "data"):
+            section = config.get(group) if isinstance(config, dict) else None
+            if group in named or section is None:
+                continue
+            if not isinstance(section, dict) or "class_path" in section:  # a class path, alone or with init_args
+                named.add(group)
+                continue
+            base = path.parent.parent / path.name
+            stack = (f"--config {base} --config {value}" if base.is_file()
+                     else f"--config <base config> --config {value}")
+            return (f"{value} sets {group} options but no {group}.class_path: it is a delta on a base config "
+                    f"(its header names it); stack it after that base: {stack}")
+    return None
+
+
 CLI_KWARGS: dict[str, Any] = dict(model_class=LightningModule, datamodule_class=LightningDataModule,
                                   subclass_mode_model=True, subclass_mode_data=True, auto_configure_optimizers=False)
 
@@ -190,5 +219,8 @@ def resolve_config(args: list[str], trainer_defaults: bool = True) -> dict[str, 
     message = moved_path_message(list(args))
     if message:
         raise FileNotFoundError(message)
+    message = delta_message(list(args))
+    if message:
+        raise ValueError(message)
     parser = config_parser(trainer_defaults)
     return yaml.safe_load(parser.dump(parser.parse_args(list(args))))

@@ -11,7 +11,7 @@ import torch
 import yaml
 from conftest import CONFIGS, REPO, coordination_callbacks, quiet_trainer_args, run_cli
 
-from macflow.cli import moved_path_message, resolve_config
+from macflow.cli import delta_message, moved_path_message, resolve_config
 from macflow.modules import FlowTeacher
 
 MPE_QUALITIES = ("expert", "medium", "medium-replay", "random")
@@ -168,6 +168,19 @@ def test_a_removed_config_path_names_the_stack_that_replaces_it(capsys: pytest.C
     with pytest.raises(FileNotFoundError, match="medium-replay/teacher.yaml"):
         resolve_config(["-c", str(REPO / "configs/mpe/medium-replay_teacher.yaml")])
     assert moved_path_message(config_args(["coordination/teacher.yaml"])) is None
+
+
+def test_a_delta_config_alone_names_its_base(capsys: pytest.CaptureFixture):
+    delta = str(CONFIGS / "mpe/medium/student.yaml")
+    with pytest.raises(SystemExit):
+        run_cli(["fit", "--config", delta])
+    assert f"stack it after that base: --config {CONFIGS / 'mpe/student.yaml'} --config {delta}" in (
+        capsys.readouterr().err)
+    with pytest.raises(ValueError, match="sets data options but no data.class_path"):
+        resolve_config(["--config", str(CONFIGS / "mpe/medium/teacher.yaml")])
+    assert delta_message(config_args(["mpe/student.yaml", "mpe/medium/student.yaml"])) is None
+    assert delta_message(["--model=macflow.modules.OneStepStudent", "--data", "macflow.datamodules.MPEDataModule",
+                          "--config", delta]) is None
 
 
 def test_a_checkpoint_name_runs_no_longer_write_names_final_ckpt(tmp_path: Path):
