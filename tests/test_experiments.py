@@ -119,6 +119,38 @@ def test_coordination_samples_figure_is_drawn_from_the_seed_checkpoints(tiny_run
     assert [line.split(":")[0] for line in lines[:2]] == ["  teacher", "  student"]
 
 
+def test_an_interrupted_fit_is_retrained_and_re_evaluated_not_reused(tiny_run):
+    """A fit killed mid-run leaves ``last.ckpt`` but no ``final.ckpt``: the next run trains it again, and the
+    run directory's record of the model it replaces is not reused."""
+    student = tiny_run["made"][2]
+    run_dir = Path(student["run_dir"])
+    (run_dir / "final.ckpt").unlink()
+    assert (run_dir / "last.ckpt").is_file() and (run_dir / "record.json").is_file()
+    grid = tiny_grid(tiny_run["tmp"], validate_args=["--data.init_args.n_eval_episodes=20",  # the last evaluation
+                                                     "--data.init_args.eval_batch_size=20"])
+    runner = Runner(load_grid(grid), tiny_run["runs"], tiny_run["records"], log=lambda _: None)
+    again = runner.run(methods=["student"])
+    assert (runner.fits, runner.evaluations) == (1, 1)  # the teacher's finished run and records are reused
+    assert (run_dir / "final.ckpt").is_file() and again[-1]["method"] == "student"
+
+
+def test_records_are_written_whole_or_not_at_all(tmp_path):
+    from macflow.experiments.records import read_json, write_json
+
+    path = tmp_path / "seed0.json"
+    write_json(path, {"metrics": {"eval/return": 1.0}})
+    with pytest.raises(TypeError):
+        write_json(path, {"metrics": {("not", "a", "string"): 2.0}})  # fails half-way through the dump
+    assert read_json(path) == {"metrics": {"eval/return": 1.0}} and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_student_method_without_a_teacher_is_a_grid_error(tmp_path):
+    path = tiny_grid(tmp_path, methods={"student": {"config": str(CONFIGS / "coordination/student.yaml")}})
+    runner = Runner(load_grid(path), tmp_path / "runs", tmp_path / "records", dry_run=True, log=lambda _: None)
+    with pytest.raises(GridError, match=r"methods\.student: its model distils a teacher .*'teacher: teacher'"):
+        runner.run()
+
+
 def test_config_hash_follows_settings_that_change_results_only(tmp_path):
     base = ["--config", str(CONFIGS / "coordination/teacher.yaml"), f"--trainer.default_root_dir={tmp_path}/a"]
 
@@ -151,6 +183,11 @@ def test_student_hash_changes_with_its_teacher_config(tmp_path):
     ({"methods": {"student": {"config": str(CONFIGS / "coordination/student.yaml"), "teacher": "nope"}}},
      "methods.student.teacher: no method 'nope'"),
     ({"methods": {"t": {"config": "configs/none.yaml"}}}, "methods.t.config: no file configs/none.yaml"),
+    ({"tables": [{"id": "t", "columns": [{"header": "r", "metirc": "eval/return"}]}]},
+     "tables[0].columns[0]: unknown key(s) ['metirc']"),
+    ({"tables": [{"id": "t", "columns": [{"header": "r"}]}]}, "a column needs a 'header' and exactly one of"),
+    ({"tables": [{"id": "t", "rows": ["teacher.k2"], "columns": []}]}, "method 'teacher' has no variant 'k2'"),
+    ({"tables": [{"id": "t", "rows": [{"method": "techer"}], "columns": []}]}, "tables[0].rows: no method 'techer'"),
 ])
 def test_grid_errors_name_the_file_and_key(tmp_path, change, message):
     path = tiny_grid(tmp_path, **change)

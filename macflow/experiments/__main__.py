@@ -46,9 +46,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
-        grid = load_grid(args.grid)
-    except GridError as err:
+        command(args)
+    except GridError as err:  # a mistake in the grid file: its message names the file and key, no traceback
         raise SystemExit(str(err)) from None
+
+
+def command(args: argparse.Namespace) -> None:
+    grid = load_grid(args.grid)
     if args.command == "run":
         torch.set_num_threads(args.threads)
         runner = Runner(grid, args.runs, args.records, dry_run=args.dry_run)
@@ -71,7 +75,6 @@ def main(argv: list[str] | None = None) -> None:
 
         if not draw_from_checkpoints(grid, args.records):
             print(f"[{grid.name}] no figure drawn from checkpoints (render draws the others)")
-
 
 if __name__ == "__main__":
     main()

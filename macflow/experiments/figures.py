@@ -22,7 +22,7 @@ import torch
 
 from macflow.envs import rollout
 from macflow.envs.coordination import joint_mode
-from macflow.evaluation import EVAL_SEED_OFFSET
+from macflow.evaluation import eval_seeds
 from macflow.experiments.checkpoints import load_model, parse_row, row_record, variant_overrides
 from macflow.experiments.grid import Grid
 from macflow.experiments.latency import lookup
@@ -106,7 +106,7 @@ def coordination(grid: Grid, spec: dict[str, Any], records: Path, log: Callable[
         model, dm = load_model(record, overrides), build_datamodule(record)
         seen: list[tuple[torch.Tensor, torch.Tensor]] = []
         torch.manual_seed(seed)
-        result = rollout(dm.make_env(list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + episodes))),
+        result = rollout(dm.make_env(eval_seeds(episodes)),
                          recording(model.policy, seen))
         obs, actions = seen[0]
         panels[panel["label"]] = (actions, obs[:, 0, 0], float(result["coordinated"].mean()))

@@ -21,6 +21,10 @@ FIGURE_KINDS = ("return_vs_latency", "coordination_samples")
 """What a ``figures`` entry may draw (see :mod:`macflow.experiments.figures`)."""
 METHOD_KEYS = {"config", "args", "teacher", "variants", "dataset_args", "validate_args", "label", "family",
                "datasets"}
+TABLE_KEYS = {"id", "title", "text", "rows", "datasets", "columns", "sort_by"}
+COLUMN_KEYS = {"header", "metric", "min_of", "latency", "relative_to", "digits", "scale"}
+COLUMN_SOURCES = ("metric", "min_of", "latency")
+"""A column shows exactly one of these (see :mod:`macflow.experiments.render`)."""
 
 
 class GridError(ValueError):
@@ -70,16 +74,16 @@ class Grid:
         wanted = list(self.methods) if methods is None else list(methods)
         order: list[str] = []
 
-        def visit(name: str, path: tuple[str, ...]) -> None:
+        def visit(name: str) -> None:
             if name in order:
                 return
             teacher = self.methods[name].teacher
             if teacher is not None:
-                visit(teacher, path + (name,))
+                visit(teacher)
             order.append(name)
 
         for name in wanted:
-            visit(name, ())
+            visit(name)
         return order
 
 
@@ -170,7 +174,7 @@ def load_grid(path: str | Path) -> Grid:
     grid = Grid(name=name, path=path, seeds=tuple(seeds), methods=methods, datasets=datasets,
                 fit_args=_strings(raw.get("fit_args"), f"{path}: fit_args"),
                 validate_args=_strings(raw.get("validate_args"), f"{path}: validate_args"),
-                doc=raw.get("doc"), tables=list(raw.get("tables") or []),
+                doc=raw.get("doc"), tables=_tables(path, raw.get("tables"), methods, datasets),
                 figures=_figures(path, raw.get("figures"), [t.get("id") for t in raw.get("tables") or []]),
                 latency=raw.get("latency"), raw=raw)
     for m in methods.values():
@@ -180,6 +184,45 @@ def load_grid(path: str | Path) -> Grid:
                     raise GridError(f"{path}: methods.{m.name}.config: no file {expand(c, d)} (dataset {d}); "
                                     "paths are relative to the repository root")
     return grid
+
+
+def _tables(path: Path, value: Any, methods: dict[str, Method], datasets: dict[str, tuple[str, ...]]
+            ) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise GridError(f"{path}: tables: expected a list of tables, got {type(value).__name__}")
+    for i, spec in enumerate(value):
+        where = f"{path}: tables[{i}]"
+        spec = _mapping(spec, where)
+        unknown = set(spec) - TABLE_KEYS
+        if unknown:
+            raise GridError(f"{where}: unknown key(s) {sorted(unknown)}; a table has {sorted(TABLE_KEYS)}")
+        for key in ("id", "columns"):
+            if key not in spec:
+                raise GridError(f"{where}: missing key '{key}'")
+        for j, column in enumerate(spec["columns"] or []):
+            at = f"{where}.columns[{j}]"
+            column = _mapping(column, at)
+            unknown = set(column) - COLUMN_KEYS
+            if unknown:
+                raise GridError(f"{at}: unknown key(s) {sorted(unknown)}; a column has {sorted(COLUMN_KEYS)}")
+            if "header" not in column or sum(k in column for k in COLUMN_SOURCES) != 1:
+                raise GridError(f"{at}: a column needs a 'header' and exactly one of {list(COLUMN_SOURCES)}")
+        for row in spec.get("rows") or []:
+            if isinstance(row, dict):
+                method, variant = row.get("method"), row.get("variant")
+            else:
+                method, _, variant = str(row).partition(".")
+            if method not in methods:
+                raise GridError(f"{where}.rows: no method '{method}' in this grid ({sorted(methods)})")
+            if variant and variant not in methods[method].variants:
+                raise GridError(f"{where}.rows: method '{method}' has no variant '{variant}' "
+                                f"(have {sorted(methods[method].variants)})")
+        for d in spec.get("datasets") or []:
+            if d not in datasets:
+                raise GridError(f"{where}.datasets: no dataset '{d}' in this grid ({sorted(datasets)})")
+    return value
 
 
 def _figures(path: Path, value: Any, tables: list[str]) -> list[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """One JSON record per run (and per evaluation-only variant), written atomically, read back for the tables.
 
 Records live in ``<records>/<grid>/<method>/<dataset>/seed<k>[.<variant>].json`` (``docs/records`` by default,
-committed, so a fresh clone re-renders every table); a copy sits in the run directory, where it marks the run as
-finished. ``source`` is ``runner`` for records this package made and ``converted`` for results carried over from
+committed, so a fresh clone re-renders every table); a copy sits in the run directory (``record[.<variant>].json``),
+where it marks that evaluation as done (``final.ckpt`` marks the fit as done). ``source`` is ``runner`` for records this package made and ``converted`` for results carried over from
 before it (with ``converted_from`` naming where).
 """
 

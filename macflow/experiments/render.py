@@ -200,7 +200,8 @@ def render(grid: Grid, records_root: Path, doc: Path | None = None) -> Path:
     doc = Path(doc or grid.doc or f"docs/results_{grid.name}.md")
     records = load_records(records_root, grid.name)
     if not records:
-        raise SystemExit(f"no records under {Path(records_root) / grid.name}; run the grid first")
+        raise SystemExit(f"no records under {Path(records_root) / grid.name}: run the grid first "
+                         f"(python -m macflow.experiments run {grid.path}) or pass --records <root>")
     latency = load_latency(records_root, grid.name)
     if grid.figures:
         from macflow.experiments.figures import draw_from_records

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from macflow.experiments.grid import Grid, expand
+from macflow.experiments.grid import Grid, GridError, expand
 from macflow.experiments.provenance import config_hash, device_info, git_commit, hashed_config, parse_config
 from macflow.experiments.records import read_json, record_path, write_json
 
@@ -103,7 +103,12 @@ class Runner:
             teacher = {"method": m.teacher, "config_hash": t.config_hash, "run_dir": str(t.run_dir)}
         cell_root = self.runs / self.grid.name / method / dataset
         pending = cell_root / f"seed{seed}-pending"
-        config = hashed_config(parse_config([*args, *run_dir_args(pending)]), pending, swaps)
+        resolved = parse_config([*args, *run_dir_args(pending)])
+        if m.teacher is None and "teacher_ckpt" in (resolved.get("model", {}).get("init_args") or {}):
+            raise GridError(f"{self.grid.path}: methods.{method}: its model distils a teacher (teacher_ckpt); name "
+                            "the grid method that trains it, e.g. 'teacher: teacher', so the student reads that "
+                            "run's final.ckpt")
+        config = hashed_config(resolved, pending, swaps)
         digest = config_hash(config)
         run_dir = cell_root / f"seed{seed}-{digest[:12]}"
         planned = Planned(method, dataset, seed, config, digest, run_dir, [*args, *run_dir_args(run_dir)], teacher)
@@ -122,16 +127,19 @@ class Runner:
     # -------------------------------------------------------------------------------------------- running
     def run(self, methods: list[str] | None = None, datasets: list[str] | None = None,
             seeds: list[int] | None = None) -> list[dict[str, Any]]:
-        """Run the chosen cells (teachers of chosen students included); returns the records written or reused."""
-        out = []
+        """Run the chosen cells (teachers of chosen students included); returns the records written or reused.
+        Every cell is planned (its config parsed) before the first fit, so a mistake in any cell stops the run
+        before training starts."""
+        cells = []
         for seed in seeds or self.grid.seeds:
             for dataset in datasets or list(self.grid.datasets):
                 if dataset not in self.grid.datasets:
                     raise SystemExit(f"{self.grid.path}: no dataset '{dataset}' (have {sorted(self.grid.datasets)})")
                 for method in self.grid.training_order(methods):
                     if dataset in self.grid.method_datasets(method):
-                        out += self.run_cell(method, dataset, seed)
-        return out
+                        self.plan(method, dataset, seed)
+                        cells.append((method, dataset, seed))
+        return [record for cell in cells for record in self.run_cell(*cell)]
 
     def run_cell(self, method: str, dataset: str, seed: int) -> list[dict[str, Any]]:
         """Fit (unless finished) and evaluate one cell; one record per evaluation."""
@@ -150,6 +158,8 @@ class Runner:
             if not p.ckpt.is_file():
                 raise RuntimeError(f"fit finished without writing {p.ckpt}; is the FinalCheckpoint callback set?")
             fit_info = {"fit_seconds": round(time.time() - started, 2), "fit_started": _now(started)}
+            for stale in p.run_dir.glob("record*.json"):  # evaluations of a model this fit replaced
+                stale.unlink()
             write_json(p.run_dir / "fit.json", fit_info)
         records = []
         for variant, extra in self.evaluations_of(method, dataset).items():
