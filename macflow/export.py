@@ -162,7 +162,7 @@ def export(ckpt: str | Path, fmt: Literal["onnx", "torchscript"], out: str | Pat
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m macflow export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", required=True, help="a OneStepStudent checkpoint (e.g. runs/.../student.ckpt)")
+    parser.add_argument("--ckpt", required=True, help="a OneStepStudent checkpoint (e.g. runs/.../final.ckpt)")
     parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
     parser.add_argument("--out", default=None, help="output folder (default: <ckpt folder>/<ckpt name>_<format>)")
     args = parser.parse_args(argv)

@@ -50,12 +50,7 @@ def coordination_samples(panels: Mapping[str, tuple[Tensor, Tensor, float]], pat
         ax.set_yticks([45, 135, 225, 315])
         ax.set_xlabel("agent 0 angle (deg)")
     axes[0].set_ylabel("agent 1 angle (deg)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, dpi=120)
 
 
 @dataclass(frozen=True)
@@ -92,9 +87,14 @@ def return_vs_latency(points: Sequence[FrontierPoint], path: str | Path, title: 
         ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    return _save(plt, fig, path, dpi=130)
+
+
+def _save(plt, fig, path: str | Path, dpi: int) -> Path:
+    """Lay out ``fig``, write it as a PNG at ``path`` (folders made as needed), close it; returns the path."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
