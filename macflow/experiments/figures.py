@@ -20,9 +20,8 @@ from typing import Any
 
 import torch
 
-from macflow.envs import rollout
 from macflow.envs.coordination import joint_mode
-from macflow.evaluation import eval_seeds
+from macflow.evaluation import eval_seeds, evaluate
 from macflow.experiments.checkpoints import load_model, parse_row, row_record, variant_overrides
 from macflow.experiments.grid import Grid
 from macflow.experiments.latency import lookup
@@ -105,9 +104,7 @@ def coordination(grid: Grid, spec: dict[str, Any], records: Path, log: Callable[
         record, overrides = found[panel["row"]]
         model, dm = load_model(record, overrides), build_datamodule(record)
         seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-        torch.manual_seed(seed)
-        result = rollout(dm.make_env(eval_seeds(episodes)),
-                         recording(model.policy, seen))
+        result = evaluate(dm, recording(model.policy, seen), eval_seeds(episodes), batch_size=episodes)
         obs, actions = seen[0]
         panels[panel["label"]] = (actions, obs[:, 0, 0], float(result["coordinated"].mean()))
         log(f"  {panel['label']}: {panels[panel['label']][2]:.3f} coordinated")
