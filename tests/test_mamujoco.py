@@ -12,7 +12,7 @@ import torch
 
 pytest.importorskip("gymnasium_robotics")
 
-from conftest import load_benchmark, quiet_trainer_args, run_cli  # noqa: E402
+from conftest import quiet_trainer_args, run_cli  # noqa: E402
 
 from macflow.datagen.mamujoco import BUDGETS, select  # noqa: E402
 from macflow.datamodules import MaMuJoCoDataModule  # noqa: E402
@@ -237,101 +237,3 @@ def test_datagen_entry_point_collects_requested_qualities(tmp_path, capsys):
     assert len(list((tmp_path / "mamujoco").glob("ars_Hopper_*.json"))) == 1  # behaviours trained once, shared
     with pytest.raises(SystemExit):
         main(["smac"])
-
-
-def test_table_script_merges_cells_of_equal_settings_and_keeps_other_sections(tmp_path):
-    import argparse
-
-    table = load_benchmark("mamujoco_table")
-    doc = tmp_path / "doc.md"
-    start, end = table.markers("HalfCheetah", "table")
-    hopper = "\n".join(table.markers("Hopper", "table")).replace("-->\n", "-->\nhopper kept\n")
-    doc.write_text(f"# t\n\n{start}\nold\n{end}\n\n{hopper}\n\n<!-- memory:start -->\nkeep\n<!-- memory:end -->\n")
-    args = argparse.Namespace(scenario="HalfCheetah", episodes=2, max_steps=10, student_flow_steps=None, merge=True,
-                              student_max_steps=None, reuse_teachers=False, obs_layout="mamujoco", student_set=[],
-                              teacher_set=[],
-                              qualities=["medium"], seeds=[0, 1], doc=doc, out=tmp_path / "out",
-                              cells=tmp_path / "cells")
-    for seed, student in ((0, 110.0), (1, 90.0), (2, 500.0)):
-        cell = {"quality": "medium", "seed": seed, "data": 100.0, "episodes": 4, "teacher": 50.0,
-                "student": student, "seconds": 60.0, "command": table.command(args, ["medium"], [seed]),
-                "commit": "abc", "settings": table.settings(args, "medium") | ({"max_steps": 99} if seed == 2 else {})}
-        table.save_cell(args, cell)
-    assert (tmp_path / "cells/HalfCheetah/medium/seed2.json").is_file()  # records live under --cells
-    cells = table.load_cells(args)
-    assert [c["seed"] for c in cells] == [0, 1]  # seed 2 ran with other settings: not mixed in
-    table.write_doc(args, cells)
-    text = doc.read_text()
-    assert "old" not in text and "keep" in text and "hopper kept" in text  # other sections, other scenarios kept
-    assert text.index(start) < text.index("memory:start")
-    assert "| medium | 0 1 | 4 | 100 ± 0 | 50 ± 0 | – | 100 ± 14 | – | 1.00 |" in text
-    assert "- medium: **met** (100 vs 1 × 100, 2 seed(s); fewer than the 3 seeds asked for)." in text
-    assert "- expert: not run." in text
-    assert "seed 0: 100 / 50 / – / 110 / – (1.10, 1.0 min)" in text
-    table.check_merge(args, cells)  # the native section counts the 2 cells found: nothing would be lost
-    with pytest.raises(SystemExit, match="counts 2 cells, but only 1"):
-        table.check_merge(args, cells[:1])  # records missing (a fresh clone without them): --merge would drop rows
-    longer = argparse.Namespace(**{**vars(args), "student_max_steps": 30, "reuse_teachers": True})
-    assert table.settings(longer, "medium") != table.settings(args, "medium")  # students trained longer: a table of their own
-    assert "--student-max-steps 30" in table.command(longer, ["medium"], [0])
-    assert "10 teacher and 30 student gradient steps" in table.steps_text(longer)
-    omiga = argparse.Namespace(**{**vars(args), "obs_layout": "omiga"})
-    assert table.load_cells(omiga) == []  # other observation layout: cells, settings and table of its own
-    assert table.settings(omiga, "medium")["obs_layout"] == "omiga"
-    assert "--obs-layout omiga" in table.command(omiga, ["medium"], [0])
-    table.write_doc(omiga, cells)
-    text = doc.read_text()
-    assert "<!-- HalfCheetah-omiga table:start -->" in text
-    assert "## HalfCheetah, `omiga` observation layout" in text
-    native = text.split("-omiga table:start")[0]  # the native table is kept as it was
-    assert "| medium | 0 1 | 4 | 100 ± 0 | 50 ± 0 | – | 100 ± 14 | – | 1.00 |" in native
-    per_quality = argparse.Namespace(**{**vars(args), "student_set": ["expert:normalize_obs=false"]})
-    assert table.settings(per_quality, "medium") == table.settings(args, "medium")  # medium cells keep their table
-    assert table.settings(per_quality, "expert")["student_overrides"] == {"normalize_obs": "false"}
-    assert [c["seed"] for c in table.load_cells(per_quality)] == [0, 1]
-    assert "--student-set expert:normalize_obs=false" in table.command(per_quality, ["expert"], [0])
-    expert = {**cells[0], "quality": "expert", "settings": table.settings(per_quality, "expert")}
-    table.write_doc(per_quality, [*cells, expert])
-    assert "; expert students with `normalize_obs: false` (`--student-set`)" in doc.read_text()
-    teacher_set = argparse.Namespace(**{**vars(args), "teacher_set": ["expert:prediction=endpoint"]})
-    assert table.settings(teacher_set, "medium") == table.settings(args, "medium")
-    assert table.settings(teacher_set, "expert")["teacher_overrides"] == {"prediction": "endpoint"}
-    assert "--teacher-set expert:prediction=endpoint" in table.command(teacher_set, ["expert"], [0])
-    table.write_doc(teacher_set, [*cells, {**expert, "settings": table.settings(teacher_set, "expert")}])
-    assert "; expert teachers with `prediction: endpoint` (`--teacher-set`)" in doc.read_text()
-    with pytest.raises(SystemExit, match="QUALITY:KEY=VALUE"):
-        table.student_overrides(argparse.Namespace(student_set=["normalize_obs=false"]), "expert")
-
-
-def test_info_gap_probe_sees_what_an_agent_cannot_know():
-    """benchmarks/mamujoco_info_gap.py's fit: a target that depends on the other agent's observation is learned
-    from all observations but not from the agent's own."""
-
-    probe = load_benchmark("mamujoco_info_gap")
-    gen = torch.Generator().manual_seed(0)
-    obs = torch.randn(3000, 2, 3, generator=gen)
-    y = torch.stack([obs[:, 1, :1], obs[:, 0, :1]], 1).tanh()  # agent i's target is the other agent's feature
-    train, test = torch.arange(2500), torch.arange(2500, 3000)
-    own = probe.fit_and_score(obs, y, train, test, [32], steps=300, seed=0)
-    joint = obs.flatten(1).unsqueeze(1).expand(-1, 2, -1)
-    full = probe.fit_and_score(joint, y, train, test, [32], steps=300, seed=0)
-    assert own.shape == (2,) and (own > 0.2).all() and (full < 0.05).all(), (own, full)
-
-
-def test_table_held_noise_student_is_its_fixed_eval_noise():
-    """The table's 'student, noise held per episode' column is the student's ``eval_noise: fixed``: one joint draw
-    per episode, the same at every step, different across episodes."""
-
-    from macflow.modules import OneStepStudent
-
-    table = load_benchmark("mamujoco_table")
-    torch.manual_seed(0)
-    student = OneStepStudent(teacher_ckpt="unused.ckpt", noise="shared", n_agents=2, obs_dim=3, action_dim=2).eval()
-    held = table.held_noise_student(student, episodes=4)
-    obs = torch.randn(4, 2, 3)
-    first, again = held(obs), held(obs)
-    student.hparams.eval_noise = "fixed"
-    assert torch.equal(first, again) and torch.equal(first, student.policy(obs))
-    assert not torch.allclose(first[0], first[1])  # each episode its own draw
-    student.hparams.eval_noise = "fresh"
-    assert not torch.equal(student.policy(obs), student.policy(obs))

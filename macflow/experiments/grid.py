@@ -1,0 +1,196 @@
+"""Load and check a grid file (``configs/experiments/<name>.yaml``): which methods, datasets and seeds to run.
+
+A grid names ``methods`` (each a stack of ``--config`` files plus CLI flags; a student names the ``teacher``
+method it distils), ``datasets`` (CLI flags shared by every method on that dataset) and ``seeds``. Every string
+may use ``{dataset}``, which becomes the dataset's name. Errors name the file and the key at fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GRID_KEYS = {"name", "doc", "seeds", "methods", "datasets", "fit_args", "validate_args", "tables", "figure",
+             "latency"}
+METHOD_KEYS = {"config", "args", "teacher", "variants", "dataset_args", "validate_args", "label", "family",
+               "datasets"}
+
+
+class GridError(ValueError):
+    """A grid file that cannot be run, with the file and key in the message."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """One trained model per (dataset, seed), plus evaluation-only ``variants`` of the same checkpoint."""
+
+    name: str
+    config: tuple[str, ...]
+    args: tuple[str, ...] = ()
+    teacher: str | None = None
+    variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    dataset_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    validate_args: tuple[str, ...] = ()
+    datasets: tuple[str, ...] | None = None
+    label: str = ""
+    family: str = ""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A parsed grid file; ``path`` is where it was read from."""
+
+    name: str
+    path: Path
+    seeds: tuple[int, ...]
+    methods: dict[str, Method]
+    datasets: dict[str, tuple[str, ...]]
+    fit_args: tuple[str, ...] = ()
+    validate_args: tuple[str, ...] = ()
+    doc: str | None = None
+    tables: list[dict[str, Any]] = field(default_factory=list)
+    figure: dict[str, Any] | None = None
+    latency: dict[str, Any] | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def method_datasets(self, method: str) -> list[str]:
+        """The datasets ``method`` runs on: its own ``datasets`` list, else all of the grid's."""
+        chosen = self.methods[method].datasets
+        return list(self.datasets) if chosen is None else list(chosen)
+
+    def training_order(self, methods: list[str] | None = None) -> list[str]:
+        """``methods`` (default all) with every teacher before its students, teachers of chosen students added."""
+        wanted = list(self.methods) if methods is None else list(methods)
+        order: list[str] = []
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if name in order:
+                return
+            teacher = self.methods[name].teacher
+            if teacher is not None:
+                visit(teacher, path + (name,))
+            order.append(name)
+
+        for name in wanted:
+            visit(name, ())
+        return order
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float, bool)) for v in value):
+        raise GridError(f"{where}: expected a list of CLI strings, got {value!r}")
+    return tuple(str(v) for v in value)
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise GridError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def load_grid(path: str | Path) -> Grid:
+    """Read and check ``path``; raises :class:`GridError` naming the file and key for anything it cannot run."""
+    path = Path(path)
+    if not path.is_file():
+        raise GridError(f"{path}: no such grid file (grids live in configs/experiments/)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise GridError(f"{path}: not valid YAML: {err}") from err
+    raw = _mapping(raw, str(path))
+    unknown = set(raw) - GRID_KEYS
+    if unknown:
+        raise GridError(f"{path}: unknown key(s) {sorted(unknown)}; a grid has {sorted(GRID_KEYS)}")
+    for key in ("name", "methods", "datasets", "seeds"):
+        if key not in raw:
+            raise GridError(f"{path}: missing key '{key}'")
+    name = raw["name"]
+    if not isinstance(name, str) or not name or "/" in name:
+        raise GridError(f"{path}: 'name' must be a non-empty string without '/', got {name!r}")
+    seeds = raw["seeds"]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise GridError(f"{path}: 'seeds' must be a non-empty list of integers, got {seeds!r}")
+    datasets = {str(k): _strings(v, f"{path}: datasets.{k}")
+                for k, v in _mapping(raw["datasets"], f"{path}: datasets").items()}
+    if not datasets:
+        raise GridError(f"{path}: 'datasets' is empty; name at least one (its value: CLI flags, or [])")
+    methods: dict[str, Method] = {}
+    for mname, spec in _mapping(raw["methods"], f"{path}: methods").items():
+        where = f"{path}: methods.{mname}"
+        spec = _mapping(spec, where)
+        unknown = set(spec) - METHOD_KEYS
+        if unknown:
+            raise GridError(f"{where}: unknown key(s) {sorted(unknown)}; a method has {sorted(METHOD_KEYS)}")
+        config = _strings(spec.get("config"), f"{where}.config")
+        if not config:
+            raise GridError(f"{where}.config: name at least one config file")
+        variants = {str(k): _strings(v, f"{where}.variants.{k}")
+                    for k, v in _mapping(spec.get("variants"), f"{where}.variants").items()}
+        dataset_args = {str(k): _strings(v, f"{where}.dataset_args.{k}")
+                        for k, v in _mapping(spec.get("dataset_args"), f"{where}.dataset_args").items()}
+        for d in dataset_args:
+            if d not in datasets:
+                raise GridError(f"{where}.dataset_args.{d}: no dataset '{d}' in this grid ({sorted(datasets)})")
+        chosen = spec.get("datasets")
+        if chosen is not None:
+            chosen = _strings(chosen, f"{where}.datasets")
+            for d in chosen:
+                if d not in datasets:
+                    raise GridError(f"{where}.datasets: no dataset '{d}' in this grid ({sorted(datasets)})")
+        methods[str(mname)] = Method(
+            name=str(mname), config=config, args=_strings(spec.get("args"), f"{where}.args"),
+            teacher=spec.get("teacher"), variants=variants, dataset_args=dataset_args,
+            validate_args=_strings(spec.get("validate_args"), f"{where}.validate_args"), datasets=chosen,
+            label=str(spec.get("label", mname)), family=str(spec.get("family", "")))
+    if not methods:
+        raise GridError(f"{path}: 'methods' is empty")
+    for m in methods.values():
+        if m.teacher is not None and m.teacher not in methods:
+            raise GridError(f"{path}: methods.{m.name}.teacher: no method '{m.teacher}' in this grid")
+        if m.teacher is not None:
+            missing = set(Grid.method_datasets(_stub(methods, datasets), m.name)) - set(
+                Grid.method_datasets(_stub(methods, datasets), m.teacher))
+            if missing:
+                raise GridError(f"{path}: methods.{m.name} runs on {sorted(missing)}, where its teacher "
+                                f"'{m.teacher}' does not")
+    _check_cycles(path, methods)
+    grid = Grid(name=name, path=path, seeds=tuple(seeds), methods=methods, datasets=datasets,
+                fit_args=_strings(raw.get("fit_args"), f"{path}: fit_args"),
+                validate_args=_strings(raw.get("validate_args"), f"{path}: validate_args"),
+                doc=raw.get("doc"), tables=list(raw.get("tables") or []), figure=raw.get("figure"),
+                latency=raw.get("latency"), raw=raw)
+    for m in methods.values():
+        for c in m.config:
+            for d in grid.method_datasets(m.name):
+                if not Path(expand(c, d)).is_file():
+                    raise GridError(f"{path}: methods.{m.name}.config: no file {expand(c, d)} (dataset {d}); "
+                                    "paths are relative to the repository root")
+    return grid
+
+
+def _stub(methods: dict[str, Method], datasets: dict[str, tuple[str, ...]]) -> Grid:
+    return Grid(name="", path=Path(), seeds=(0,), methods=methods, datasets=datasets)
+
+
+def _check_cycles(path: Path, methods: dict[str, Method]) -> None:
+    for start in methods:
+        seen, name = [], start
+        while name is not None:
+            if name in seen:
+                raise GridError(f"{path}: methods.{start}: teacher chain loops ({' -> '.join(seen + [name])})")
+            seen.append(name)
+            name = methods[name].teacher
+
+
+def expand(text: str, dataset: str) -> str:
+    """``text`` with ``{dataset}`` replaced by the dataset's name."""
+    return text.replace("{dataset}", dataset)

@@ -1,0 +1,120 @@
+"""Where a record comes from: the hash of a run's resolved config, the git commit, the machine."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+IGNORED_KEYS = (
+    "trainer.enable_progress_bar",  # display only
+    "trainer.enable_model_summary",
+    "trainer.default_root_dir",  # the run directory itself (derived from the hash)
+    "trainer.logger",  # where logs go, not what is trained
+    "data.init_args.cache_dir",  # where generated data is cached (its content is fixed by the data args)
+    "data.init_args.progress",
+    "ckpt_path",
+    "config",
+)
+"""Resolved-config keys (dotted) that do not change a run's results; the config hash leaves them out."""
+
+RUN_DIR = "<run_dir>"
+"""Stands for the run directory in the hashed config (callback paths derive from it)."""
+
+
+def parse_config(args: list[str]) -> dict[str, Any]:
+    """The resolved config of ``python -m macflow fit <args>`` (``args`` without the subcommand) as a plain dict,
+    parsed without building anything (the model, data and a student's teacher checkpoint are not loaded)."""
+    from macflow.cli import MACFlowCLI
+
+    class ParseOnly(MACFlowCLI):
+        def instantiate_classes(self) -> None:
+            """Parsing is all the hash needs."""
+
+    from lightning.pytorch import LightningDataModule, LightningModule
+
+    old = sys.argv
+    sys.argv = ["macflow"]
+    try:
+        cli = ParseOnly(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                        save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False, args=args, run=False)
+    finally:
+        sys.argv = old
+    return yaml.safe_load(cli.parser.dump(cli.config, skip_none=False, skip_check=True))
+
+
+def hashed_config(config: dict[str, Any], run_dir: str | Path, replace: dict[str, str] | None = None
+                  ) -> dict[str, Any]:
+    """``config`` without :data:`IGNORED_KEYS`, the run directory written as :data:`RUN_DIR`, and every string in
+    ``replace`` (e.g. a teacher checkpoint path -> its run's hash) swapped for its stand-in."""
+    config = json.loads(json.dumps(config))
+    for dotted in IGNORED_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = config
+        for name in parents:
+            node = node.get(name) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    swaps = dict(replace or {})
+    root = str(run_dir)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, str):
+            if value in swaps:
+                return swaps[value]
+            if value == root or value.startswith(root + os.sep):
+                return RUN_DIR + value[len(root):]
+        return value
+
+    return walk(config)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of a (hashed) config."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def git_commit(repo: str | Path = ".") -> dict[str, Any]:
+    """``{"commit", "dirty"}`` of the checkout at ``repo``; dirty counts changed and untracked files outside docs/
+    (records and tables change while a grid runs)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!docs"],
+                               cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+        return {"commit": head, "dirty": bool(dirty)}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": None}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_info() -> dict[str, Any]:
+    """The machine a run was made on."""
+    cuda = torch.cuda.is_available()
+    return {"platform": platform.platform(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "accelerator": torch.cuda.get_device_name() if cuda else "cpu"}
