@@ -51,7 +51,7 @@ def coordination_networks() -> tuple[tuple[int, ...], dict]:
 
     student = yaml.safe_load((REPO / "configs/coordination/student.yaml").read_text())["model"]["init_args"]
     teacher = yaml.safe_load((REPO / "configs/coordination/teacher.yaml").read_text())["model"]["init_args"]
-    return tuple(student["policy"]["init_args"]["hidden_dims"]), dict(teacher["vector_field"].get("init_args", {}))
+    return tuple(student["actor"]["init_args"]["hidden_dims"]), dict(teacher["vector_field"].get("init_args", {}))
 
 
 HIDDEN, FIELD = coordination_networks()
@@ -92,7 +92,7 @@ def build_methods(n_agents: int, obs_dim: int, action_dim: int, device: str, exp
     dims = dict(n_agents=n_agents, obs_dim=obs_dim, action_dim=action_dim, state_dim=0)
     field = lambda o, a, n: AgentAttentionVectorField(o, a, n, **FIELD)  # noqa: E731
     student = OneStepStudent(teacher_ckpt="unused", noise="shared",
-                             policy=lambda o, a, n, z: SharedMLPPolicy(o, a, n, z, hidden_dims=HIDDEN), **dims)
+                             actor=lambda o, a, n, z: SharedMLPPolicy(o, a, n, z, hidden_dims=HIDDEN), **dims)
     gaussian = GaussianBC(hidden_dims=HIDDEN, **dims)
     td3bc = MATD3BC(hidden_dims=HIDDEN, **dims)
     teacher = FlowTeacher(vector_field=field, **dims)

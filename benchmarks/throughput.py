@@ -79,10 +79,10 @@ def student_model(dm: CoordinationDataModule, compile: bool = False) -> OneStepS
     student = OneStepStudent(teacher_ckpt="unused (set below)", noise="shared", n_agents=dm.n_agents,
                              obs_dim=dm.obs_dim, action_dim=dm.action_dim, state_dim=dm.state_dim)
     teacher = teacher_model(dm).eval().requires_grad_(False)  # the default teacher (K = 10), untrained: same cost
-    student.teacher = teacher  # configure_model() keeps a teacher that is already there
+    student.teacher = teacher  # load_teacher() keeps a teacher that is already there
     if compile:
         student.actor.compile()
-        student.q_net.compile()
+        student.q.online.compile()
         teacher.vector_field.compile()
     return student
 

@@ -13,14 +13,15 @@ agent given the same noise:
 
 ``noise_dim`` is ``action_dim`` for ``noise: independent`` (each agent draws its own ``z_i ~ N(0, I)``) and
 ``n_agents * action_dim`` for ``noise: shared`` (every agent reads the same joint draw: deploy with a shared
-random seed). Zero noise gives the policy's "mean" action. The teacher is not needed: only the actor's weights are
-read from the checkpoint.
+random seed). Zero noise gives the policy's "mean" action. The teacher is not needed: the student checkpoint alone
+is loaded, and only its actor (and observation statistics) is exported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -34,27 +35,27 @@ from macflow.modules.student import OneStepStudent
 
 
 class AgentPolicy(nn.Module):
-    """Agent ``agent``'s slice of a student policy: ``(obs_i [B, O], z_i [B, noise_dim]) -> action_i [B, A]``.
+    """Agent ``agent``'s slice of a student actor: ``(obs_i [B, O], z_i [B, noise_dim]) -> action_i [B, A]``.
 
-    :class:`SharedMLPPolicy` runs its MLP on ``[onehot(i), o_i, z_i]`` directly. Any other
-    :class:`StudentPolicy` is run on a batch where agent ``agent``'s slot holds the inputs and the others hold zeros;
-    the student contract (agent i's output depends only on ``obs[:, i]`` and ``z[:, i]``) makes that exact.
+    :class:`SharedMLPPolicy` runs its MLP on ``[onehot(i), o_i, z_i]`` directly. Any other :class:`StudentPolicy`
+    actor is run on a batch where agent ``agent``'s slot holds the inputs and the others hold zeros; the student
+    contract (agent i's output depends only on ``obs[:, i]`` and ``z[:, i]``) makes that exact.
     With ``normalizer`` (a student trained with ``normalize_obs``), agent i's slice of its statistics is applied
     first, so the exported policy reads raw observations.
     """
 
-    def __init__(self, policy: StudentPolicy, agent: int, discrete: bool,
+    def __init__(self, actor: StudentPolicy, agent: int, discrete: bool,
                  normalizer: ObservationNormalizer | None = None) -> None:
         super().__init__()
-        if not 0 <= agent < policy.n_agents:
-            raise ValueError(f"agent must be in [0, {policy.n_agents}), got {agent}")
-        self.policy, self.agent, self.discrete = policy, agent, discrete
-        self.n_agents = policy.n_agents
-        self.shared_mlp = isinstance(policy, SharedMLPPolicy)
-        self.register_buffer("agent_id", torch.nn.functional.one_hot(torch.tensor(agent), policy.n_agents).float())
-        self.register_buffer("obs_mean", torch.zeros(policy.obs_dim) if normalizer is None
+        if not 0 <= agent < actor.n_agents:
+            raise ValueError(f"agent must be in [0, {actor.n_agents}), got {agent}")
+        self.actor, self.agent, self.discrete = actor, agent, discrete
+        self.n_agents = actor.n_agents
+        self.shared_mlp = isinstance(actor, SharedMLPPolicy)
+        self.register_buffer("agent_id", torch.nn.functional.one_hot(torch.tensor(agent), actor.n_agents).float())
+        self.register_buffer("obs_mean", torch.zeros(actor.obs_dim) if normalizer is None
                              else normalizer.mean[agent].detach().clone())
-        self.register_buffer("obs_std", torch.ones(policy.obs_dim) if normalizer is None
+        self.register_buffer("obs_std", torch.ones(actor.obs_dim) if normalizer is None
                              else normalizer.std[agent].detach().clone())
 
     def raw(self, obs: Tensor, z: Tensor) -> Tensor:
@@ -62,13 +63,13 @@ class AgentPolicy(nn.Module):
         obs = (obs - self.obs_mean) / self.obs_std
         if self.shared_mlp:
             x = torch.cat([self.agent_id.to(obs.dtype).expand(obs.shape[0], -1), obs, z], dim=-1)
-            return self.policy.net(x)
+            return self.actor.net(x)
         b = obs.shape[0]
         all_obs = obs.new_zeros(b, self.n_agents, obs.shape[-1])
         all_z = z.new_zeros(b, self.n_agents, z.shape[-1])
         all_obs[:, self.agent] = obs
         all_z[:, self.agent] = z
-        return self.policy(all_obs, all_z)[:, self.agent]
+        return self.actor(all_obs, all_z)[:, self.agent]
 
     def forward(self, obs: Tensor, z: Tensor, legal: Tensor | None = None) -> Tensor:
         out = self.raw(obs, z)
@@ -80,35 +81,23 @@ class AgentPolicy(nn.Module):
 
 
 def load_student(ckpt: str | Path) -> OneStepStudent:
-    """The student of a checkpoint, actor weights (and observation statistics) loaded, *without* its teacher."""
-    from lightning.pytorch.core.saving import _ALLOWED_INSTANTIATORS
-
+    """The student of a checkpoint (``OneStepStudent.load_from_checkpoint``, which needs no teacher), in eval mode."""
     path = Path(ckpt)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found: train a student first "
                                 "(python -m macflow fit --config configs/coordination/student.yaml)")
+    weights_only = True
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # hparams holding classes (a student built in Python): needs the full unpickler
+    except pickle.UnpicklingError:  # hparams holding classes (a student built in Python): needs the full unpickler
+        weights_only = False
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    hparams = dict(checkpoint.get("hyper_parameters", {}))
-    class_path = hparams.pop("_class_path", "macflow.modules.student.OneStepStudent")
-    instantiator = hparams.pop("_instantiator", None)
+    hparams = checkpoint.get("hyper_parameters", {})
+    class_path = hparams.get("_class_path", "macflow.modules.student.OneStepStudent")
     if "teacher_ckpt" not in hparams or not class_path.endswith("OneStepStudent"):
         raise ValueError(f"{path} is not a OneStepStudent checkpoint (class {class_path}); export works on students "
                          "(python -m macflow fit --config configs/coordination/student.yaml writes one)")
-    if instantiator is not None:
-        if instantiator not in _ALLOWED_INSTANTIATORS:
-            raise ValueError(f"{path}: untrusted instantiator {instantiator!r}")
-        module_path, name = instantiator.rsplit(".", 1)
-        model = getattr(__import__(module_path, fromlist=[name]), name)(OneStepStudent, hparams)
-    else:
-        model = OneStepStudent(**hparams)
-    for name in ("actor", "obs_normalizer"):
-        prefix = f"{name}."
-        getattr(model, name).load_state_dict(
-            {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
-    return model.eval()
+    return OneStepStudent.load_from_checkpoint(path, map_location="cpu", weights_only=weights_only).eval()
 
 
 def agent_policies(student: OneStepStudent) -> list[AgentPolicy]:

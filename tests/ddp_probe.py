@@ -27,6 +27,6 @@ class Probe(Callback):
         self.record["metrics"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("eval/")}
         self.record["world_size"] = trainer.world_size
         self.record["checksums"] = {name: checksum(m) for name, m in pl_module.named_children()
-                                    if name in ("vector_field", "actor", "q_net", "target_q_net")}
+                                    if name in ("vector_field", "actor", "q")}
         out = Path(os.environ["MACFLOW_PROBE_DIR"]) / f"rank{trainer.global_rank}.json"
         out.write_text(json.dumps(self.record))

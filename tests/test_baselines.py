@@ -6,12 +6,13 @@ import math
 
 import pytest
 import torch
-from conftest import CONFIGS, quiet_trainer_args, run_cli
+from conftest import CONFIGS, quiet_trainer_args, run_cli, save_checkpoint
 
 from macflow.datamodules import CoordinationDataModule
 from macflow.envs.coordination import joint_mode
-from macflow.modules import MATD3BC, DiffusionPolicy, GaussianBC, PerAgentVectorField
+from macflow.modules import MATD3BC, DiffusionPolicy, GaussianBC, OneStepStudent, PerAgentVectorField
 from macflow.modules.diffusion import DDPMSchedule, ddpm_sample, make_betas
+from macflow.modules.mixed_critic import MixedCritic
 
 BASELINES = {"gaussian_bc": GaussianBC, "td3bc": MATD3BC, "diffusion": DiffusionPolicy}
 
@@ -50,7 +51,7 @@ def test_reference_ablation_is_a_config_of_the_shipped_modules(tmp_path):
     student = run_cli(["--config", str(CONFIGS / "baselines/reference_student.yaml"),
                        *quiet_trainer_args(tmp_path)], run=False).model
     hp = student.hparams
-    assert (hp.noise, hp.eval_noise, type(student.q_net.mixer).__name__) == ("independent", "fixed", "VDNMean")
+    assert (hp.noise, hp.eval_noise, type(student.q.online.mixer).__name__) == ("independent", "fixed", "VDNMean")
     assert hp.teacher_ckpt.endswith("reference/teacher.ckpt")
     assert student.noise_dim == student.action_dim  # each agent reads only its own z_i
 
@@ -89,8 +90,8 @@ def test_baseline_actors_are_the_students_network():
     student = yaml.safe_load((CONFIGS / "coordination/student.yaml").read_text())["model"]["init_args"]
     for name in ("gaussian_bc", "td3bc"):
         hidden = yaml.safe_load((CONFIGS / f"baselines/{name}.yaml").read_text())["model"]["init_args"]["hidden_dims"]
-        assert hidden == student["policy"]["init_args"]["hidden_dims"], (
-            f"configs/baselines/{name}.yaml: set hidden_dims to the student's policy widths in "
+        assert hidden == student["actor"]["init_args"]["hidden_dims"], (
+            f"configs/baselines/{name}.yaml: set hidden_dims to the student's actor widths in "
             "configs/coordination/student.yaml so latency and return compare like for like")
 
 
@@ -140,9 +141,9 @@ def test_td3bc_gradients_are_routed_like_the_student():
     batch = coordination_batch(64)
     batch["next_obs"] = batch["next_obs"] + 0.1
     model.training_step(batch, 0).backward()
-    critic_grad = [p.grad.clone() for p in model.q_net.parameters()]
+    critic_grad = [p.grad.clone() for p in model.q.online.parameters()]
     actor_grad = [p.grad.clone() for p in model.actor.parameters()]
-    assert all(p.grad is None for p in [*model.target_q_net.parameters(), *model.target_actor.parameters()])
+    assert all(p.grad is None for p in [*model.q.target.parameters(), *model.target_actor.parameters()])
     assert sum(g.abs().sum() for g in actor_grad) > 0
     # the critic's gradient is exactly that of the TD loss alone (no Q-term leak into the critic)
     model.zero_grad()
@@ -150,11 +151,43 @@ def test_td3bc_gradients_are_routed_like_the_student():
     with torch.no_grad():
         na = model.target_actor(batch["next_obs"])
         na = (na + (torch.randn_like(na) * 0.2).clamp(-0.5, 0.5)).clamp(-1, 1)
-        target = batch["rewards"] + 0.995 * (1 - batch["dones"]) * model.target_q_net(
+        target = batch["rewards"] + 0.995 * (1 - batch["dones"]) * model.q.target(
             batch["next_obs"], na, batch["next_state"]).mean(0)
-    (model.q_net(batch["obs"], batch["actions"], batch["state"]) - target).pow(2).mean().backward()
-    for a, b in zip(critic_grad, [p.grad for p in model.q_net.parameters()]):
+    (model.q(batch["obs"], batch["actions"], batch["state"]) - target).pow(2).mean().backward()
+    for a, b in zip(critic_grad, [p.grad for p in model.q.online.parameters()]):
         torch.testing.assert_close(a, b)
+
+
+def test_td3bc_shares_the_students_mixed_critic_and_polyak_updates_both_targets():
+    torch.manual_seed(0)
+    model = MATD3BC(hidden_dims=(32, 32), tau=0.5, n_agents=2, obs_dim=3, action_dim=2, state_dim=0)
+    student = OneStepStudent(teacher_ckpt="unused.ckpt", n_agents=2, obs_dim=3, action_dim=2, state_dim=0)
+    assert type(model.q) is type(student.q) is MixedCritic
+    batch = coordination_batch(8)
+    del batch["state"], batch["next_state"]  # no state: the mixer reads all observations, as the student's does
+    torch.testing.assert_close(model.q.global_state(batch), batch["obs"].flatten(1))
+    with torch.no_grad():
+        for p in [*model.q.online.parameters(), *model.actor.parameters()]:
+            p.add_(1.0)
+    before = [p.clone() for p in [*model.q.target.parameters(), *model.target_actor.parameters()]]
+    online = [*model.q.online.parameters(), *model.actor.parameters()]
+    model.on_train_batch_end(None, batch, 0)
+    for b, o, t in zip(before, online, [*model.q.target.parameters(), *model.target_actor.parameters()]):
+        torch.testing.assert_close(t, 0.5 * b + 0.5 * o.detach())
+
+
+def test_td3bc_checkpoint_with_the_old_critic_key_names_loads(tmp_path):
+    torch.manual_seed(0)
+    model = MATD3BC(hidden_dims=(16,), n_agents=2, obs_dim=3, action_dim=2, state_dim=5)
+    with torch.no_grad():
+        for p in model.q.target.parameters():
+            p.mul_(0.5)
+    old = {k.replace("q.online.", "q_net.", 1).replace("q.target.", "target_q_net.", 1): v
+           for k, v in model.state_dict().items()}
+    assert any(k.startswith("target_q_net.") for k in old) and not any(k.startswith("q.") for k in old)
+    loaded = MATD3BC.load_from_checkpoint(save_checkpoint(model, tmp_path / "old.ckpt", old), weights_only=False)
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
 
 
 def test_td3bc_rejects_discrete_data_with_the_fix():
@@ -168,14 +201,14 @@ def test_td3bc_learns_the_reward_and_imitates_the_data(tmp_path):
     fresh = MATD3BC(hidden_dims=(64, 64), n_agents=2, obs_dim=3, action_dim=2, state_dim=5)
     with torch.no_grad():
         bc_before = float((fresh.actor(batch["obs"]) - batch["actions"]).pow(2).mean())
-        q_before = float((fresh.q_net(batch["obs"], batch["actions"], batch["state"]).mean(0) - batch["rewards"])
+        q_before = float((fresh.q(batch["obs"], batch["actions"], batch["state"]).mean(0) - batch["rewards"])
                          .pow(2).mean())
     cli = fit_baseline("td3bc", tmp_path, 300, "--model.init_args.hidden_dims=[64, 64]",
                        "--model.init_args.critic.hidden_dims=[64, 64]")
     model = cli.model.eval()
     # one-step game (every transition terminal): Q_tot must regress the logged reward
     with torch.no_grad():
-        q = model.q_net(batch["obs"], batch["actions"], batch["state"]).mean(0)
+        q = model.q(batch["obs"], batch["actions"], batch["state"]).mean(0)
         bc_after = float((model.actor(batch["obs"]) - batch["actions"]).pow(2).mean())
     assert float((q - batch["rewards"]).pow(2).mean()) < 0.02 * q_before, q_before
     assert bc_after < bc_before

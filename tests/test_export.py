@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
-import subprocess
-import sys
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIGS, REPO, coordination_callbacks, quiet_trainer_args, run_cli
+from conftest import CONFIGS, coordination_callbacks, quiet_trainer_args, run_cli, save_checkpoint
 from torch import nn
 
 from macflow.export import AgentPolicy, export, load_student
+from macflow.export import main as export_main
 from macflow.modules import EntityAttentionPolicy, OneStepStudent, SharedMLPPolicy, StudentPolicy
+
+HAS_ONNX = all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
 def entity_policy(*dims: int) -> EntityAttentionPolicy:
@@ -21,16 +24,16 @@ def entity_policy(*dims: int) -> EntityAttentionPolicy:
     return EntityAttentionPolicy(*dims, entity_groups=[[1, 2, 2]], width=16)
 
 
-def make_student(tmp_path, noise: str = "shared", discrete: bool = False, policy: str = "mlp"
+def make_student(tmp_path, noise: str = "shared", discrete: bool = False, actor: str = "mlp"
                  ) -> tuple[OneStepStudent, str]:
     """A randomly initialised student saved as a checkpoint (no teacher needed to export)."""
     torch.manual_seed(0)
     action_dim = 4 if discrete else 2
-    policies = {"mlp": SharedMLPPolicy, "entity": entity_policy}
-    student = OneStepStudent(teacher_ckpt=str(tmp_path / "no_teacher.ckpt"), policy=policies[policy], noise=noise,
+    actors = {"mlp": SharedMLPPolicy, "entity": entity_policy}
+    student = OneStepStudent(teacher_ckpt=str(tmp_path / "no_teacher.ckpt"), actor=actors[actor], noise=noise,
                              n_agents=3, obs_dim=5, action_dim=action_dim, state_dim=0, discrete=discrete)
-    path = tmp_path / f"student_{noise}_{discrete}_{policy}.ckpt"
-    torch.save({"hyper_parameters": dict(student.hparams), "state_dict": student.state_dict()}, path)
+    path = tmp_path / f"student_{noise}_{discrete}_{actor}.ckpt"
+    save_checkpoint(student, path)
     return student.eval(), str(path)
 
 
@@ -60,12 +63,12 @@ def run_exported(fmt: str, path, obs, z, legal):
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-@pytest.mark.parametrize("noise,discrete,policy", [("shared", False, "mlp"), ("independent", False, "mlp"),
-                                                   ("independent", True, "mlp"), ("shared", False, "entity")])
-def test_exported_agents_give_the_modules_actions(tmp_path, fmt, noise, discrete, policy):
+@pytest.mark.parametrize("noise,discrete,actor", [("shared", False, "mlp"), ("independent", False, "mlp"),
+                                                  ("independent", True, "mlp"), ("shared", False, "entity")])
+def test_exported_agents_give_the_modules_actions(tmp_path, fmt, noise, discrete, actor):
     if fmt == "onnx":
         pytest.importorskip("onnx")
-    student, ckpt = make_student(tmp_path, noise, discrete, policy)
+    student, ckpt = make_student(tmp_path, noise, discrete, actor)
     files = export(ckpt, fmt, tmp_path / "out")
     assert [f.name for f in files] == [f"agent_{i}.{'pt' if fmt == 'torchscript' else 'onnx'}" for i in range(3)]
     manifest = json.loads((tmp_path / "out/policy.json").read_text())
@@ -81,7 +84,7 @@ def test_exported_agents_give_the_modules_actions(tmp_path, fmt, noise, discrete
 
 
 class PerAgentWeights(StudentPolicy):
-    """A student policy with separate weights per agent (not a SharedMLPPolicy): the generic export path."""
+    """A student actor with separate weights per agent (not a SharedMLPPolicy): the generic export path."""
 
     def __init__(self, obs_dim, action_dim, n_agents, noise_dim):
         super().__init__(obs_dim, action_dim, n_agents, noise_dim)
@@ -91,13 +94,13 @@ class PerAgentWeights(StudentPolicy):
         return torch.stack([net(torch.cat([obs[:, i], z[:, i]], -1)) for i, net in enumerate(self.nets)], 1)
 
 
-def test_agent_policy_slices_any_student_policy_exactly():
+def test_agent_policy_slices_any_student_actor_exactly():
     torch.manual_seed(0)
-    policy = PerAgentWeights(4, 2, 3, 6)
+    actor = PerAgentWeights(4, 2, 3, 6)
     obs, z = torch.randn(9, 3, 4), torch.randn(9, 3, 6)
-    full = policy(obs, z).clamp(-1, 1)
+    full = actor(obs, z).clamp(-1, 1)
     for i in range(3):
-        agent = AgentPolicy(policy, i, discrete=False)
+        agent = AgentPolicy(actor, i, discrete=False)
         torch.testing.assert_close(agent(obs[:, i], z[:, i]), full[:, i])
         traced = torch.jit.trace(agent, (obs[:, i], z[:, i]))
         torch.testing.assert_close(traced(obs[:5, i], z[:5, i]), full[:5, i])
@@ -112,34 +115,48 @@ def test_export_errors_name_the_fix(tmp_path):
         load_student(tmp_path / "teacher.ckpt")
 
 
-@pytest.mark.slow
-def test_cli_export_of_a_trained_student_without_its_teacher(coordination_teacher, tmp_path):
-    """Real path: a CLI-trained student checkpoint, exported by ``python -m macflow export`` in a fresh process
-    after its teacher checkpoint is gone, acts like the module."""
-    run_cli(["fit", "--config", str(CONFIGS / "coordination/student.yaml"),
-             f"--model.init_args.teacher_ckpt={coordination_teacher}", "--trainer.max_steps=40",
-             "--trainer.val_check_interval=100000", *quiet_trainer_args(tmp_path),
-             *coordination_callbacks(tmp_path, "student")])
-    ckpt = tmp_path / "student.ckpt"
-    student = OneStepStudent.load_from_checkpoint(ckpt, map_location="cpu").eval()
-    obs, z, _ = inputs(student)
-    expected = student.act(obs, None, z)
-    teacher_copy = tmp_path / "teacher_backup.ckpt"
-    coordination_teacher.rename(teacher_copy)  # export must not need the teacher
-    try:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-        for fmt in ("torchscript", "onnx"):
-            if fmt == "onnx":
-                pytest.importorskip("onnx")
-            out = subprocess.run([sys.executable, "-m", "macflow", "export", "--ckpt", str(ckpt), "--format", fmt,
-                                  "--out", str(tmp_path / fmt)], cwd=REPO, env=env, capture_output=True, text=True,
-                                 timeout=120)
-            assert out.returncode == 0, out.stderr[-2000:]
-            assert "exported 2 agent policies" in out.stdout
+def _student_args(teacher: Path, root: Path, *extra: str) -> list[str]:
+    return ["--config", str(CONFIGS / "coordination/student.yaml"), f"--model.init_args.teacher_ckpt={teacher}",
+            "--trainer.val_check_interval=100000", *quiet_trainer_args(root), *coordination_callbacks(root, "student"),
+            *extra]
+
+
+@pytest.mark.parametrize("save_teacher", [False, True])
+def test_student_checkpoint_validates_loads_exports_and_acts_without_its_teacher(untrained_teacher, tmp_path,
+                                                                                 save_teacher):
+    """``validate`` (CLI), ``load_from_checkpoint``, ``act`` and ``export`` (both formats) read the student checkpoint
+    alone: after its teacher checkpoint is moved away they give what they gave before; only ``fit`` needs it."""
+    teacher, root = tmp_path / "teacher.ckpt", tmp_path / "student"
+    shutil.copy(untrained_teacher, teacher)
+    fitted = run_cli(["fit", *_student_args(teacher, root, "--trainer.max_steps=3",
+                                            f"--model.init_args.save_teacher={str(save_teacher).lower()}")]).model
+    ckpt = root / "student.ckpt"
+    assert any(k.startswith("teacher.") for k in torch.load(ckpt, weights_only=True)["state_dict"]) == save_teacher
+    obs, z, _ = inputs(fitted.eval(), batch=16)
+    formats = ["torchscript", *(["onnx"] if HAS_ONNX else [])]
+
+    def everything() -> tuple[dict[str, float], torch.Tensor, list[torch.Tensor]]:
+        validated = run_cli(["validate", *_student_args(teacher, root, "--data.init_args.n_eval_episodes=200",
+                                                        "--data.init_args.eval_batch_size=100"), f"--ckpt_path={ckpt}"])
+        metrics = {k: float(v) for k, v in validated.trainer.callback_metrics.items()}
+        student = OneStepStudent.load_from_checkpoint(ckpt, map_location="cpu").eval()
+        assert student.teacher is None
+        exported = []
+        for fmt in formats:
+            export_main(["--ckpt", str(ckpt), "--format", fmt, "--out", str(tmp_path / fmt)])
             suffix = "pt" if fmt == "torchscript" else "onnx"
-            for i in range(2):
-                got = run_exported(fmt, tmp_path / fmt / f"agent_{i}.{suffix}", obs[:, i].contiguous(),
-                                   z[:, i].contiguous(), None)
-                torch.testing.assert_close(got, expected[:, i], atol=1e-5, rtol=1e-5)
-    finally:
-        teacher_copy.rename(coordination_teacher)
+            exported += [run_exported(fmt, tmp_path / fmt / f"agent_{i}.{suffix}", obs[:, i].contiguous(),
+                                      z[:, i].contiguous(), None) for i in range(2)]
+        return metrics, student.act(obs, None, z), exported
+
+    before = everything()
+    torch.testing.assert_close(before[1], fitted.act(obs, None, z), rtol=0, atol=0)
+    teacher.rename(tmp_path / "moved.ckpt")
+    after = everything()
+    assert after[0] == before[0] and after[0]["eval/episodes"] == 200 and 0.0 <= after[0]["eval/return"] <= 1.0
+    assert torch.equal(after[1], before[1])
+    assert len(after[2]) == 2 * len(formats) and all(torch.equal(a, b) for a, b in zip(after[2], before[2]))
+    for i, got in enumerate(after[2]):  # the exported agents act like the module
+        torch.testing.assert_close(got, after[1][:, i % 2], atol=1e-5, rtol=1e-5)
+    with pytest.raises(FileNotFoundError, match="fitting a student needs it"):  # resuming a fit needs the teacher
+        run_cli(["fit", *_student_args(teacher, root, "--trainer.max_steps=4", f"--ckpt_path={root / 'last.ckpt'}")])

@@ -3,7 +3,7 @@ reads observations, saved in checkpoints and carried into exported per-agent pol
 
 import pytest
 import torch
-from conftest import CONFIGS, coordination_callbacks, quiet_trainer_args, run_cli
+from conftest import CONFIGS, coordination_callbacks, quiet_trainer_args, run_cli, save_checkpoint
 
 from macflow.export import agent_policies, load_student
 from macflow.modules import OneStepStudent
@@ -35,8 +35,7 @@ def test_exported_agents_read_raw_observations_like_the_student(tmp_path):
     scale = torch.tensor([100.0, 0.01, 1.0, 20.0, 3.0])
     student.obs_normalizer.fit(torch.randn(500, 3, 5) * scale + 50.0)
     path = tmp_path / "student.ckpt"
-    torch.save({"hyper_parameters": dict(student.hparams), "state_dict": student.state_dict()}, path)
-    loaded = load_student(path)
+    loaded = load_student(save_checkpoint(student, path))
     torch.testing.assert_close(loaded.obs_normalizer.std, student.obs_normalizer.std)
     obs = torch.randn(7, 3, 5) * scale + 50.0
     z, _ = student.draw_noise(7, obs.device)

@@ -1,9 +1,10 @@
-"""Decentralised one-step student policies ``mu_i(o_i, z_i)``: one forward pass per agent at run time.
+"""Decentralised one-step student actors ``mu_i(o_i, z_i)``: one forward pass per agent at run time.
 
-Contract (:class:`StudentPolicy`): built as ``cls(obs_dim, action_dim, n_agents, noise_dim, **init_args)`` and
-called as ``forward(obs [B, N, O], z [B, N, noise_dim]) -> [B, N, A]``. Agent i's output may depend only on
-``obs[:, i]`` and ``z[:, i]`` (tests check this): that is what makes the policy deployable without communication.
-Continuous students return raw (unclipped) actions; discrete students return logits.
+Contract (:class:`StudentPolicy`, the student's ``actor`` argument): built as
+``cls(obs_dim, action_dim, n_agents, noise_dim, **init_args)`` and called as
+``forward(obs [B, N, O], z [B, N, noise_dim]) -> [B, N, A]``. Agent i's output may depend only on ``obs[:, i]`` and
+``z[:, i]`` (tests check this): that is what makes the actor deployable without communication. Continuous actors
+return raw (unclipped) actions; discrete actors return logits.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from macflow.modules.layers import mlp, with_agent_ids
 
 
 class StudentPolicy(nn.Module):
-    """Base class of student policies: subclass it and implement :meth:`forward`."""
+    """Base class of student actors (``model.init_args.actor``): subclass it and implement :meth:`forward`."""
 
     def __init__(self, obs_dim: int, action_dim: int, n_agents: int, noise_dim: int) -> None:
         super().__init__()
@@ -29,7 +30,7 @@ class StudentPolicy(nn.Module):
 
 
 class SharedMLPPolicy(StudentPolicy):
-    """One MLP shared by all agents on ``[onehot(i), o_i, z_i]`` (the paper's shared weights plus agent id).
+    """Actor: one MLP shared by all agents on ``[onehot(i), o_i, z_i]`` (the paper's shared weights plus agent id).
 
     Args:
         hidden_dims: hidden layer widths.
@@ -46,7 +47,7 @@ class SharedMLPPolicy(StudentPolicy):
 
 
 class EntityAttentionPolicy(StudentPolicy):
-    """A shared transformer over the entities in one agent's own observation (landmarks, other agents, ...).
+    """Actor: a shared transformer over the entities in one agent's own observation (landmarks, other agents, ...).
 
     Observations that list several entities of one kind (MPE: relative landmark and agent positions) are read as
     a set of tokens, one per entity, plus a token for the agent itself (every observation dim outside the entity
@@ -95,7 +96,7 @@ class EntityBlock(nn.Module):
 
     Written out with ``scaled_dot_product_attention`` rather than ``nn.TransformerEncoderLayer``: the latter's
     fused inference kernel has no ONNX form, and its unfused path traces a fixed batch size into exported graphs
-    (``python -m macflow export``; tests/test_export.py covers this policy)."""
+    (``python -m macflow export``; tests/test_export.py covers this actor)."""
 
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()

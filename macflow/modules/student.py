@@ -1,12 +1,15 @@
 """``OneStepStudent``: decentralised one-step policies distilled from a frozen joint teacher, guided by a mixed Q.
 
 Run: ``python -m macflow fit --config configs/student.yaml`` (after the teacher config has written its checkpoint).
+Only fitting reads the teacher: ``validate``, ``load_from_checkpoint``, ``act`` and ``python -m macflow export`` need
+the student checkpoint alone.
 
 One training step (paper Eq. 9, with the reference code's per-element means so ``alpha`` is comparable):
 
 * critic: TD on ``(o, a, r, o', done)`` with per-agent critics ``Q_i(o_i, a_i)`` mixed by an IGM mixer, target
-  ``r + gamma (1 - done) Q_tot'(o', a')`` with ``a' = mu(o', z')`` and Polyak target networks; ``done`` is a real
-  termination only, so time-limit truncations bootstrap;
+  ``r + gamma (1 - done) Q_tot'(o', a')`` with ``a' = mu(o', z')`` and a Polyak target critic
+  (:class:`~macflow.modules.mixed_critic.MixedCritic`, shared with MA-TD3+BC); ``done`` is a real termination only,
+  so time-limit truncations bootstrap;
 * actor: ``alpha * |mu(o, z) - clip(teacher_ODE(o, z))|^2 - Q_tot(o, clip(mu(o, z))) / mean|Q_tot|``, where the Q
   term goes through the critic's *detached* parameters, so the critic only learns from TD.
 
@@ -17,54 +20,30 @@ its Q term is the expected Q under the legal softmax (differentiable, unlike the
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F
 
 from macflow.modules.base import MACFlowModule, masked_argmax_one_hot, with_lr_schedule
 from macflow.modules.critics import AgentCritic, EnsembleCritic
+from macflow.modules.mixed_critic import MixedCritic, aggregate_ensemble, remap_legacy_keys
 from macflow.modules.mixers import Mixer, VDNMean
 from macflow.modules.policies import SharedMLPPolicy, StudentPolicy
 from macflow.modules.teacher import FlowTeacher
-
-
-def aggregate_ensemble(q: Tensor, how: str) -> Tensor:
-    """Critic-ensemble values ``[K, B]`` -> ``[B]``: their ``mean`` or their ``min`` (pessimistic)."""
-    return q.mean(0) if how == "mean" else q.min(0).values
-
-
-class MixedCritic(nn.Module):
-    """Per-agent critic ensemble plus mixer: ``Q_tot [K, B]`` of a joint action (or of a joint policy)."""
-
-    def __init__(self, critic: AgentCritic, mixer: Mixer) -> None:
-        super().__init__()
-        self.critic, self.mixer = critic, mixer
-
-    def forward(self, obs: Tensor, actions: Tensor, global_state: Tensor, probs: Tensor | None = None) -> Tensor:
-        """Mixed value of ``actions [B, N, A]``; with ``probs`` (discrete), of the expected per-agent value
-        ``sum_a probs[a] Q_i(o_i, e_a)`` instead, which is differentiable in ``probs``."""
-        if probs is None:
-            q = self.critic(obs, actions)  # [K, B, N]
-        else:
-            b, n, a = probs.shape
-            eye = torch.eye(a, device=obs.device, dtype=obs.dtype)
-            every = eye[:, None, None, :].expand(a, b, n, a).reshape(a * b, n, a)
-            q_all = self.critic(obs.repeat(a, 1, 1), every).view(-1, a, b, n)  # [K, A, B, N]
-            q = torch.einsum("kabn,bna->kbn", q_all, probs)
-        return self.mixer(q, global_state)
 
 
 class OneStepStudent(MACFlowModule):
     """Distilled decentralised policies with a value-decomposed critic.
 
     Args:
-        teacher_ckpt: path of the trained :class:`FlowTeacher` checkpoint (loaded frozen in ``configure_model``).
-        policy: factory ``(obs_dim, action_dim, n_agents, noise_dim) -> StudentPolicy`` (shared weights + id).
+        teacher_ckpt: path of the trained :class:`FlowTeacher` checkpoint, loaded frozen when fitting starts
+            (``setup("fit")``); nothing else reads it.
+        actor: factory ``(obs_dim, action_dim, n_agents, noise_dim) -> StudentPolicy``, the decentralised actor
+            ``self.actor`` (shared weights + agent id).
         critic: factory ``(obs_dim, action_dim, n_agents) -> AgentCritic`` (per-agent ensemble).
         mixer: factory ``(n_agents, state_dim) -> Mixer``; it sees the global state, or all observations when
             the data has no state.
@@ -82,14 +61,16 @@ class OneStepStudent(MACFlowModule):
             the lowest member, which is lower wherever the members disagree).
         eval_noise: noise when acting: ``fresh`` per step, ``zero``, or ``fixed`` (one draw reused at every step,
             as the reference code evaluates).
-        save_teacher: keep the teacher's weights inside student checkpoints (self-contained, larger files).
+        save_teacher: keep a copy of the teacher's weights inside student checkpoints (larger files); a fit
+            still loads the teacher from ``teacher_ckpt``, and loading outside a fit ignores the copy.
         normalize_obs: z-score the observations the actor and the critics read, per agent and feature, with
             statistics of the training data, fitted when training starts and saved in the checkpoint (the teacher
             keeps reading raw observations). For locomotion, whose features' scales differ by two orders of magnitude.
+        policy: the former name of ``actor``; passing it raises an error that names ``actor``.
     """
 
     def __init__(self, teacher_ckpt: str,
-                 policy: Callable[[int, int, int, int], StudentPolicy] = SharedMLPPolicy,
+                 actor: Callable[[int, int, int, int], StudentPolicy] = SharedMLPPolicy,
                  critic: Callable[[int, int, int], AgentCritic] = EnsembleCritic,
                  mixer: Callable[[int, int], Mixer] = VDNMean,
                  noise: Literal["independent", "shared"] = "independent",
@@ -101,26 +82,38 @@ class OneStepStudent(MACFlowModule):
                  eval_noise: Literal["fresh", "zero", "fixed"] = "fresh", save_teacher: bool = False,
                  normalize_obs: bool = False,
                  n_agents: int = 1, obs_dim: int = 1, action_dim: int = 1, state_dim: int = 0,
-                 discrete: bool = False) -> None:
+                 discrete: bool = False,
+                 policy: Callable[[int, int, int, int], StudentPolicy] | None = None) -> None:
+        if policy is not None:
+            raise ValueError(
+                "OneStepStudent's argument policy is now actor: rename model.init_args.policy to "
+                "model.init_args.actor in the config (a checkpoint saved before the rename: rename the 'policy' "
+                "key of its 'hyper_parameters' to 'actor')")
         super().__init__(n_agents, obs_dim, action_dim, state_dim, discrete)
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["policy"])
         self.noise_dim = action_dim if noise == "independent" else n_agents * action_dim
-        self.actor = policy(obs_dim, action_dim, n_agents, self.noise_dim)
-        mixer_state_dim = state_dim if state_dim > 0 else n_agents * obs_dim
-        self.q_net = MixedCritic(critic(obs_dim, action_dim, n_agents), mixer(n_agents, mixer_state_dim))
-        self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.actor = actor(obs_dim, action_dim, n_agents, self.noise_dim)
+        self.q = MixedCritic(critic, mixer, n_agents, obs_dim, action_dim, state_dim)
         self.obs_normalizer = self.obs_normalizer_for(normalize_obs)
-        self.teacher: FlowTeacher | None = None  # loaded in configure_model (lightning.md §c)
+        self.teacher: FlowTeacher | None = None  # loaded by setup("fit"), the only stage that reads it
 
     # ---------------------------------------------------------------------------------- teacher
-    def configure_model(self) -> None:
+    def setup(self, stage: str) -> None:
+        """Load the teacher for ``fit`` (a resumed fit too), before its checkpoint is restored; ``validate``,
+        ``test`` and ``predict`` run without it, and ``load_from_checkpoint`` never calls this."""
+        if stage == "fit":
+            self.load_teacher()
+
+    def load_teacher(self) -> None:
+        """Load ``teacher_ckpt`` frozen into ``self.teacher`` (once), checking it was trained on the same dims."""
         if self.teacher is not None:
             return
         path = Path(self.hparams.teacher_ckpt)
         if not path.is_file():
             raise FileNotFoundError(
-                f"teacher checkpoint {path} not found: train the teacher first "
-                "(python -m macflow fit --config configs/teacher.yaml) or set model.init_args.teacher_ckpt")
+                f"teacher checkpoint {path} not found, and fitting a student needs it: train the teacher first "
+                "(python -m macflow fit --config configs/teacher.yaml) or set model.init_args.teacher_ckpt to its "
+                "checkpoint")
         teacher = FlowTeacher.load_from_checkpoint(path, map_location="cpu")
         mine = {k: self.hparams[k] for k in ("n_agents", "obs_dim", "action_dim", "discrete")}
         theirs = {k: teacher.hparams[k] for k in mine}
@@ -137,10 +130,20 @@ class OneStepStudent(MACFlowModule):
                 del state[key]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Put back the teacher weights (loaded from ``teacher_ckpt`` by ``configure_model``) so loading is strict."""
+        """Make the saved state dict match this module's, so loading stays strict.
+
+        When fitting, the teacher (loaded from ``teacher_ckpt``) fills in ``teacher.*`` keys the checkpoint lacks.
+        Otherwise the ``teacher.*`` keys of a ``save_teacher`` checkpoint are dropped rather than used to rebuild the
+        teacher: evaluating, acting and exporting never read it, and a fit reloads it from ``teacher_ckpt``.
+        Checkpoints saved with ``q_net`` / ``target_q_net`` keys get their ``q.online`` / ``q.target`` names."""
         state = checkpoint["state_dict"]
-        if self.teacher is not None and not any(k.startswith("teacher.") for k in state):
+        remap_legacy_keys(state)
+        has_teacher = any(k.startswith("teacher.") for k in state)
+        if self.teacher is not None and not has_teacher:
             state.update({f"teacher.{k}": v for k, v in self.teacher.state_dict().items()})
+        elif self.teacher is None and has_teacher:
+            for key in [k for k in state if k.startswith("teacher.")]:
+                del state[key]
 
     # ------------------------------------------------------------------------------------ noise
     def draw_noise(self, batch_size: int, device: torch.device, generator: torch.Generator | None = None
@@ -154,11 +157,6 @@ class OneStepStudent(MACFlowModule):
         if self.hparams.noise == "independent":
             return joint
         return joint.reshape(joint.shape[0], 1, -1).expand(-1, self.n_agents, -1)
-
-    def global_state(self, batch: dict[str, Tensor], prefix: str = "") -> Tensor:
-        if self.state_dim > 0:
-            return batch[f"{prefix}state"]
-        return batch[f"{prefix}obs"].flatten(1)
 
     # ----------------------------------------------------------------------------------- acting
     @torch.no_grad()
@@ -192,35 +190,33 @@ class OneStepStudent(MACFlowModule):
         with torch.no_grad():
             z_next, _ = self.draw_noise(obs.shape[0], obs.device)
             next_actions = self.act(next_obs, batch.get("next_legal"), z_next)
-            q_next = self.target_q_net(self.obs_normalizer(next_obs), next_actions,
-                                       self.global_state(batch, "next_"))  # [K, B]
+            q_next = self.q.target(self.obs_normalizer(next_obs), next_actions,
+                                   self.q.global_state(batch, "next_"))  # [K, B]
             q_next = aggregate_ensemble(q_next, self.hparams.q_agg)
             target = batch["rewards"] + self.hparams.gamma * (1.0 - batch["dones"]) * q_next
-        q = self.q_net(self.obs_normalizer(obs), batch["actions"], self.global_state(batch))  # [K, B]
+        q = self.q(self.obs_normalizer(obs), batch["actions"], self.q.global_state(batch))  # [K, B]
         loss = (q - target).pow(2).mean()
         return loss, {"train/critic/loss": loss, "train/critic/q_mean": q.mean().detach(),
                       "train/critic/target_mean": target.mean()}
 
     def actor_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         obs, legal = batch["obs"], batch.get("legal")
-        assert self.teacher is not None, "configure_model() loads the teacher"
+        assert self.teacher is not None, "setup('fit') (or load_teacher()) loads the teacher"
         z, x_0 = self.draw_noise(obs.shape[0], obs.device)
         with torch.no_grad():
             teacher_out = self.teacher.sample(obs, x_0, self.hparams.flow_steps)
         obs = self.obs_normalizer(obs)  # what the actor and the critics read; the teacher above reads raw ones
         out = self.actor(obs, z)
-        frozen = {k: p.detach() for k, p in self.q_net.named_parameters()}
+        state = self.q.global_state(batch)
         if self.discrete:
             labels = masked_argmax_one_hot(teacher_out, legal).argmax(-1)
             logits = out if legal is None else out.masked_fill(~legal, -1e9)
             distill = F.cross_entropy(logits.reshape(-1, self.action_dim), labels.reshape(-1))
             probs = logits.softmax(-1)
-            q_tot = torch.func.functional_call(self.q_net, frozen, (obs, probs, self.global_state(batch)),
-                                               {"probs": probs})
+            q_tot = self.q.frozen(obs, probs, state, probs)
         else:
             distill = (out - teacher_out.clamp(-1.0, 1.0)).pow(2).mean()
-            q_tot = torch.func.functional_call(self.q_net, frozen, (obs, out.clamp(-1.0, 1.0),
-                                                                    self.global_state(batch)))
+            q_tot = self.q.frozen(obs, out.clamp(-1.0, 1.0), state)
         q_tot = aggregate_ensemble(q_tot, self.hparams.actor_q_agg)  # [B]
         scale = q_tot.abs().mean().detach().clamp_min(1e-6) if self.hparams.normalize_q_loss else q_tot.new_ones(())
         q_loss = -q_tot.mean() / scale
@@ -229,13 +225,11 @@ class OneStepStudent(MACFlowModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Polyak update of the target critic after the optimizer step (identical on every DDP rank)."""
-        with torch.no_grad():
-            target = list(self.target_q_net.parameters())
-            torch._foreach_lerp_(target, list(self.q_net.parameters()), self.hparams.tau)
+        self.q.update_target(self.hparams.tau)
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam([
             {"params": self.actor.parameters(), "lr": self.hparams.actor_lr},
-            {"params": self.q_net.parameters(), "lr": self.hparams.critic_lr},
+            {"params": self.q.online.parameters(), "lr": self.hparams.critic_lr},
         ])
         return with_lr_schedule(self, optimizer, self.hparams.lr_schedule)

@@ -2,8 +2,9 @@
 
 Run: ``python -m macflow fit --config configs/baselines/td3bc.yaml``.
 
-The same value machinery as :class:`~macflow.modules.student.OneStepStudent` (per-agent critic ensemble
-``Q_i(o_i, a_i)`` + IGM mixer, Polyak targets, one summed loss and one backward pass, DDP-safe), but the actor is
+The same value machinery as :class:`~macflow.modules.student.OneStepStudent`, the shared
+:class:`~macflow.modules.mixed_critic.MixedCritic` (per-agent critic ensemble ``Q_i(o_i, a_i)`` + IGM mixer, Polyak
+target, one summed loss and one backward pass, DDP-safe), but the actor is
 regularised towards the *logged* actions instead of a teacher's samples (Fujimoto & Gu 2021, per agent):
 
 * critic: TD target ``r + gamma (1 - done) agg_k Q_tot'(o', clip(pi'(o') + clip(eps)))`` with target-policy
@@ -27,8 +28,8 @@ from torch import Tensor, nn
 from macflow.modules.base import MACFlowModule
 from macflow.modules.critics import AgentCritic, EnsembleCritic
 from macflow.modules.layers import mlp, with_agent_ids
+from macflow.modules.mixed_critic import MixedCritic, aggregate_ensemble, polyak_update, remap_legacy_keys
 from macflow.modules.mixers import Mixer, VDNMean
-from macflow.modules.student import MixedCritic
 
 
 class DeterministicMLPPolicy(nn.Module):
@@ -71,14 +72,7 @@ class MATD3BC(MACFlowModule):
         self.save_hyperparameters()
         self.actor = DeterministicMLPPolicy(obs_dim, action_dim, n_agents, hidden_dims)
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
-        mixer_state_dim = state_dim if state_dim > 0 else n_agents * obs_dim
-        self.q_net = MixedCritic(critic(obs_dim, action_dim, n_agents), mixer(n_agents, mixer_state_dim))
-        self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
-
-    def global_state(self, batch: dict[str, Tensor], prefix: str = "") -> Tensor:
-        if self.state_dim > 0:
-            return batch[f"{prefix}state"]
-        return batch[f"{prefix}obs"].flatten(1)
+        self.q = MixedCritic(critic, mixer, n_agents, obs_dim, action_dim, state_dim)
 
     @torch.no_grad()
     def act(self, obs: Tensor, legal: Tensor | None = None) -> Tensor:
@@ -95,15 +89,14 @@ class MATD3BC(MACFlowModule):
             next_actions = self.target_actor(batch["next_obs"])
             eps = (torch.randn_like(next_actions) * hp.policy_noise).clamp(-hp.noise_clip, hp.noise_clip)
             next_actions = (next_actions + eps).clamp(-1.0, 1.0)
-            q_next = self.target_q_net(batch["next_obs"], next_actions, self.global_state(batch, "next_"))
-            q_next = q_next.mean(0) if hp.q_agg == "mean" else q_next.min(0).values
+            q_next = self.q.target(batch["next_obs"], next_actions, self.q.global_state(batch, "next_"))
+            q_next = aggregate_ensemble(q_next, hp.q_agg)
             target = batch["rewards"] + hp.gamma * (1.0 - batch["dones"]) * q_next
-        q = self.q_net(obs, actions, self.global_state(batch))
+        q = self.q(obs, actions, self.q.global_state(batch))
         critic_loss = (q - target).pow(2).mean()
 
         pi = self.actor(obs)
-        frozen = {k: p.detach() for k, p in self.q_net.named_parameters()}
-        q_pi = torch.func.functional_call(self.q_net, frozen, (obs, pi, self.global_state(batch))).mean(0)
+        q_pi = self.q.frozen(obs, pi, self.q.global_state(batch)).mean(0)
         scale = q_pi.abs().mean().detach().clamp_min(1e-6)
         q_loss = -q_pi.mean() / scale
         bc = (pi - actions).pow(2).mean()
@@ -113,13 +106,16 @@ class MATD3BC(MACFlowModule):
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Polyak updates of the target actor and critic after the optimizer step."""
-        with torch.no_grad():
-            for target, online in ((self.target_q_net, self.q_net), (self.target_actor, self.actor)):
-                torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), self.hparams.tau)
+        """Polyak updates of the target critic and actor after the optimizer step."""
+        self.q.update_target(self.hparams.tau)
+        polyak_update(self.target_actor, self.actor, self.hparams.tau)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints saved with ``q_net`` / ``target_q_net`` keys get their ``q.online`` / ``q.target`` names."""
+        remap_legacy_keys(checkpoint["state_dict"])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam([
             {"params": self.actor.parameters(), "lr": self.hparams.actor_lr},
-            {"params": self.q_net.parameters(), "lr": self.hparams.critic_lr},
+            {"params": self.q.online.parameters(), "lr": self.hparams.critic_lr},
         ])
