@@ -279,3 +279,10 @@ def test_shipped_grids_load(path):
     for m in grid.methods.values():
         if m.teacher is not None:
             assert grid.training_order().index(m.teacher) < grid.training_order().index(m.name)
+
+
+def test_one_seed_shows_its_value_without_a_spread():
+    from macflow.experiments.stats import summary
+
+    assert summary([0.5]) == "0.500"
+    assert summary([0.5, 0.7]).startswith("0.600 ± ")

@@ -48,9 +48,12 @@ def fmt(value: float | None, digits: int = 3, scale: float = 1.0) -> str:
 
 
 def summary(values: Sequence[float], digits: int = 3, scale: float = 1.0) -> str:
-    """``mean ± std`` over seeds, plus ``IQM x [lo, hi]`` with at least :data:`IQM_MIN_SEEDS` seeds."""
+    """``mean ± std`` over seeds, plus ``IQM x [lo, hi]`` with at least :data:`IQM_MIN_SEEDS` seeds; one seed's
+    value alone, since a spread over one seed says nothing."""
     if not values:
         return "–"
+    if len(values) == 1:
+        return fmt(values[0], digits, scale)
     mean, std = mean_std(values)
     text = f"{fmt(mean, digits, scale)} ± {fmt(std, digits, scale)}"
     if len(values) >= IQM_MIN_SEEDS:
