@@ -143,7 +143,9 @@ def render_table(grid: Grid, spec: dict[str, Any], records: list[dict[str, Any]]
         for method, variant, label in present:
             got = by_key[(method, variant, dataset)]
             used += got
-            seeds = " ".join(str(r["seed"]) for r in got if "summary" not in r) or str(got[0].get("n_seeds", "–"))
+            aggregate = [r for r in got if "summary" in r]  # a published aggregate wins over single seeds' records
+            seeds = (str(aggregate[0].get("n_seeds", "–")) if aggregate
+                     else " ".join(str(r["seed"]) for r in got))
             cells = [fmt(latency_value(latency, c, method, variant, dataset), c.get("digits", 3))
                      if "latency" in c else cell(got, c) for c in columns]
             lines.append("| " + " | ".join(([dataset] if many else []) + [row_label(grid, method, variant, label),
