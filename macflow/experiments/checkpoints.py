@@ -21,12 +21,6 @@ from macflow.experiments.records import read_json, record_path
 MODEL_FLAG = "--model.init_args."
 
 
-def parse_row(row: str) -> tuple[str, str | None]:
-    """``method`` or ``method.variant`` -> (method, variant)."""
-    method, _, variant = row.partition(".")
-    return method, variant or None
-
-
 def model_overrides(args: Sequence[str]) -> dict[str, Any]:
     """``{KEY: value}`` of the ``--model.init_args.KEY=VALUE`` flags in ``args`` (values read as YAML)."""
     out: dict[str, Any] = {}

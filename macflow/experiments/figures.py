@@ -22,8 +22,8 @@ import torch
 
 from macflow.envs.coordination import joint_mode
 from macflow.evaluation import eval_seeds, evaluate
-from macflow.experiments.checkpoints import load_model, parse_row, row_record, variant_overrides
-from macflow.experiments.grid import Grid
+from macflow.experiments.checkpoints import load_model, row_record, variant_overrides
+from macflow.experiments.grid import Grid, parse_row
 from macflow.experiments.latency import lookup
 from macflow.experiments.render import group_records, row_label, table_rows, value
 from macflow.experiments.stats import mean_std

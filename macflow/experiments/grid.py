@@ -186,12 +186,24 @@ def load_grid(path: str | Path) -> Grid:
     return grid
 
 
-def _tables(path: Path, value: Any, methods: dict[str, Method], datasets: dict[str, tuple[str, ...]]
-            ) -> list[dict[str, Any]]:
+def parse_row(row: str) -> tuple[str, str | None]:
+    """``method`` or ``method.variant`` -> (method, variant)."""
+    method, _, variant = row.partition(".")
+    return method, variant or None
+
+
+def _spec_list(path: Path, value: Any, key: str) -> list[Any]:
+    """The list under ``key`` (``tables``, ``figures``), empty when absent."""
     if value is None:
         return []
     if not isinstance(value, list):
-        raise GridError(f"{path}: tables: expected a list of tables, got {type(value).__name__}")
+        raise GridError(f"{path}: {key}: expected a list of {key}, got {type(value).__name__}")
+    return value
+
+
+def _tables(path: Path, value: Any, methods: dict[str, Method], datasets: dict[str, tuple[str, ...]]
+            ) -> list[dict[str, Any]]:
+    value = _spec_list(path, value, "tables")
     for i, spec in enumerate(value):
         where = f"{path}: tables[{i}]"
         spec = _mapping(spec, where)
@@ -210,10 +222,7 @@ def _tables(path: Path, value: Any, methods: dict[str, Method], datasets: dict[s
             if "header" not in column or sum(k in column for k in COLUMN_SOURCES) != 1:
                 raise GridError(f"{at}: a column needs a 'header' and exactly one of {list(COLUMN_SOURCES)}")
         for row in spec.get("rows") or []:
-            if isinstance(row, dict):
-                method, variant = row.get("method"), row.get("variant")
-            else:
-                method, _, variant = str(row).partition(".")
+            method, variant = (row.get("method"), row.get("variant")) if isinstance(row, dict) else parse_row(str(row))
             if method not in methods:
                 raise GridError(f"{where}.rows: no method '{method}' in this grid ({sorted(methods)})")
             if variant and variant not in methods[method].variants:
@@ -226,10 +235,7 @@ def _tables(path: Path, value: Any, methods: dict[str, Method], datasets: dict[s
 
 
 def _figures(path: Path, value: Any, tables: list[str]) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise GridError(f"{path}: figures: expected a list of figures, got {type(value).__name__}")
+    value = _spec_list(path, value, "figures")
     for i, spec in enumerate(value):
         where = f"{path}: figures[{i}]"
         spec = _mapping(spec, where)

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from macflow.experiments.checkpoints import load_model, parse_row, row_record, variant_overrides
-from macflow.experiments.grid import Grid
+from macflow.experiments.checkpoints import load_model, row_record, variant_overrides
+from macflow.experiments.grid import Grid, parse_row
 from macflow.experiments.provenance import cpu_model, device_info, git_commit
 from macflow.experiments.records import read_json, write_json
 

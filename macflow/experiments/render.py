@@ -20,8 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from macflow.experiments.checkpoints import parse_row as split_row
 from macflow.experiments.grid import Grid
+from macflow.experiments.grid import parse_row as split_row
 from macflow.experiments.latency import latency_path, load_latency, lookup
 from macflow.experiments.records import load_records
 from macflow.experiments.stats import fmt, summary
