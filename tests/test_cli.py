@@ -298,3 +298,13 @@ def test_typed_model_flags_nest_under_a_class_path_like_jsonargparse():
     # init_args left out, as jsonargparse allows; the model class itself is not taken
     shorthand = ["--model.flow_steps=3", "--model.class_path=macflow.modules.FlowTeacher", "--model.lr", "0.5"]
     assert model_init_overrides(shorthand) == {"flow_steps": 3, "lr": 0.5}
+
+
+def test_input_error_prints_one_line_and_exits_2(tmp_path):
+    """An InputError from any subcommand ends ``python -m macflow`` with its message alone and status 2."""
+    script = ("from macflow.errors import InputError, exit_on_input_error\n"
+              "def bad(): raise InputError('data.path x.npz is truncated: delete it')\n"
+              "exit_on_input_error(bad)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == "macflow: error: data.path x.npz is truncated: delete it\n"
