@@ -243,5 +243,5 @@ def generate_dataset(path: str | Path, quality: str, scenario: str, agent_conf: 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path.with_suffix(".modes.npy"), lambda f: np.save(f, modes))
-    TransitionData.from_episodes(episodes).save(path, manifest)
+    TransitionData.from_episodes(episodes).save(path, manifest, side_files=[path.with_suffix(".modes.npy")])
     return manifest

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from macflow.datagen.mamujoco import BUDGETS, QUALITIES, default_budget, generate_dataset
 from macflow.datamodules.base import OfflineMARLDataModule
+from macflow.datamodules.screening import BadTransitions
 from macflow.envs.mamujoco import MAX_STEPS, MaMuJoCoEnv, get_scenario
 from macflow.transitions import TransitionData
 
@@ -47,6 +48,7 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
         cache_dir: where generated data and trained behaviours are cached.
         progress: progress bars while generating.
         data_seed: seed of the behaviour training, the collected episodes and the batch sampler.
+        bad_transitions: ``error``, ``drop`` or ``clip``: see :class:`OfflineMARLDataModule`.
     """
 
     def __init__(self, scenario: Literal["HalfCheetah", "Hopper", "Ant"] = "HalfCheetah", agent_conf: str | None = None,
@@ -56,8 +58,8 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
                  source: Literal["generated", "omiga", "omar", "vault"] = "generated", path: str | None = None,
                  vault_rows: list[int] | None = None, cache_dir: str = "data_cache", progress: bool = True,
                  batch_size: int = 256, n_eval_episodes: int = 10, eval_batch_size: int = 10,
-                 data_seed: int = 0) -> None:
-        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed)
+                 data_seed: int = 0, bad_transitions: BadTransitions = "error") -> None:
+        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions)
         agent_conf = agent_conf or DEFAULT_CONF.get(scenario, "")
         self.save_hyperparameters()
         self.hparams.agent_conf = agent_conf
@@ -99,12 +101,14 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
     def prepare_data(self) -> None:
         """Train the behaviours and collect the dataset unless cached (generated data only).
 
-        A cached file made under other budget settings (the budget's definition changed since) is made again."""
+        A cached file made under other budget settings (the budget's definition changed since), or one that is
+        corrupt or does not match its manifest's checksums, is made again."""
         h = self.hparams
         if h.source != "generated":
             return
         path = self.dataset_path()
-        if path.exists() and TransitionData.load_manifest(path).get("budget") == BUDGETS[self.budget].as_dict():
+        if self.cache_is_current(path) and \
+                TransitionData.load_manifest(path).get("budget") == BUDGETS[self.budget].as_dict():
             return
 
         generate_dataset(path, h.quality, h.scenario, h.agent_conf, self.n_episodes, h.data_seed,
@@ -115,20 +119,26 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
         if h.source == "omiga":
             from macflow.datamodules.omiga import read_omiga
 
-            return read_omiga(h.path, max_episode_steps=MAX_STEPS)
+            return read_omiga(h.path, max_episode_steps=MAX_STEPS, bad_transitions=self.bad_transitions)
         if h.source == "omar":
             from macflow.datamodules.omar import read_omar
 
-            return read_omar(h.path, n_agents=self.n_agents, episode_length=MAX_STEPS, dones_are_timeouts=True)
+            return read_omar(h.path, n_agents=self.n_agents, episode_length=MAX_STEPS, dones_are_timeouts=True,
+                             bad_transitions=self.bad_transitions)
         if h.source == "vault" and h.obs_layout == "omiga":
             from macflow.datamodules.omiga import read_omiga_vault
 
-            return read_omiga_vault(h.path, rows=h.vault_rows, max_episode_steps=MAX_STEPS)
+            return read_omiga_vault(h.path, rows=h.vault_rows, max_episode_steps=MAX_STEPS,
+                                    bad_transitions=self.bad_transitions)
         if h.source == "vault":
             from macflow.datamodules.vault import read_vault_transitions
 
-            return read_vault_transitions(h.path, rows=h.vault_rows, terminals_are_timeouts=h.obs_layout == "omar")
+            return read_vault_transitions(h.path, rows=h.vault_rows, terminals_are_timeouts=h.obs_layout == "omar",
+                                          bad_transitions=self.bad_transitions)
         return self.load_cached(self.dataset_path())
+
+    def data_source(self) -> str:
+        return str(self.hparams.path if self.hparams.source != "generated" else self.dataset_path())
 
     def manifest(self) -> dict:
         """The generated dataset's manifest (behaviour, seeds, budget, mean return, timings)."""

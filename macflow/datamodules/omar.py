@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from macflow.datamodules.screening import BadTransitions, screen_transitions
+from macflow.errors import InputError
 from macflow.transitions import TransitionData
 
 FIELDS = ("obs", "acs", "rews", "next_obs", "dones")
@@ -42,8 +44,17 @@ def _resolve(path: str | Path) -> Path:
     return path
 
 
+def _load_npy(file: Path) -> np.ndarray:
+    """``file`` as float32; a truncated or foreign file raises :class:`InputError` naming it."""
+    try:
+        return np.load(file).astype(np.float32)
+    except (OSError, ValueError, EOFError) as err:
+        raise InputError(f"{file}: not a readable .npy file ({type(err).__name__}: {str(err)[:80]}); the "
+                         "download is truncated or corrupt: download the OMAR dataset again") from None
+
+
 def read_omar(path: str | Path, n_agents: int | None = None, episode_length: int = 25,
-              dones_are_timeouts: bool = True) -> TransitionData:
+              dones_are_timeouts: bool = True, bad_transitions: BadTransitions = "error") -> TransitionData:
     """One OMAR seed dataset -> :class:`TransitionData` (team reward = mean of the per-agent rewards).
 
     Args:
@@ -51,6 +62,8 @@ def read_omar(path: str | Path, n_agents: int | None = None, episode_length: int
         n_agents: expected agents (checked); ``None`` = as many as there are ``obs_<i>.npy`` files.
         episode_length: steps per episode, used for episode ids (returns); 25 for MPE, 1000 for HalfCheetah.
         dones_are_timeouts: OMAR's ``dones`` flag the time limit (MPE): no termination, the last step bootstraps.
+        bad_transitions: NaN/inf values and actions outside [-1, 1]: ``error``, ``drop`` or ``clip``
+            (:func:`~macflow.datamodules.screening.screen_transitions`).
     """
     path = _resolve(path)
     found = omar_agent_count(path)
@@ -64,7 +77,7 @@ def read_omar(path: str | Path, n_agents: int | None = None, episode_length: int
             file = path / f"{f}_{i}.npy"
             if not file.exists():
                 raise FileNotFoundError(f"{file} is missing: an OMAR seed folder needs {', '.join(FIELDS)} per agent")
-            arrays[f] = np.load(file).astype(np.float32)
+            arrays[f] = _load_npy(file)
         agents.append(arrays)
     m = len(agents[0]["obs"])
     obs_dim = max(a["obs"].shape[1] for a in agents)
@@ -83,19 +96,17 @@ def read_omar(path: str | Path, n_agents: int | None = None, episode_length: int
 
     obs, next_obs = stack("obs"), stack("next_obs")  # [M, N, O]
     actions = np.stack([a["acs"] for a in agents], 1)
-    if np.abs(actions).max() > 1.0 + 1e-4:
-        raise ValueError(f"{path}: actions exceed [-1, 1] (max |a| = {np.abs(actions).max():.3f}); OMAR actions are "
-                         "2-D forces in [-1, 1]")
     rewards = np.stack([a["rews"].reshape(m) for a in agents], 1).mean(1)
     dones = np.stack([a["dones"].reshape(m) for a in agents], 1).any(1)
     terminals = np.zeros(m, bool) if dones_are_timeouts else dones
     index = torch.arange(m)
-    return TransitionData(
+    data = TransitionData(
         observations=torch.from_numpy(np.concatenate([obs, next_obs])),
-        obs_index=index, next_obs_index=index + m, actions=torch.from_numpy(actions.clip(-1, 1)),
+        obs_index=index, next_obs_index=index + m, actions=torch.from_numpy(actions),
         rewards=torch.from_numpy(rewards.astype(np.float32)), terminals=torch.from_numpy(terminals),
         episode_ids=index // episode_length,
     )
+    return screen_transitions(data, bad_transitions, f"OMAR folder {path}")
 
 
 def write_omar(path: str | Path, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
