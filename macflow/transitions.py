@@ -222,7 +222,7 @@ class TransitionData:
         """Read a dataset written by :meth:`save`; an unreadable file raises :class:`InputError` naming it."""
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"dataset file {path} not found; run the datamodule's prepare_data() to make it")
+            raise MissingDataFile(f"dataset file {path} not found; run the datamodule's prepare_data() to make it")
         try:
             z = np.load(path)
             if not isinstance(z, np.lib.npyio.NpzFile):
@@ -237,6 +237,10 @@ class TransitionData:
         except (TypeError, ValueError) as err:
             raise InputError(f"{path}: not a macflow dataset ({_short(err)}); delete it and run again to "
                              "regenerate it") from None
+
+
+class MissingDataFile(InputError, FileNotFoundError):
+    """A data file or folder the user named, or a cache a step before should have made, does not exist."""
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

@@ -23,7 +23,7 @@ from macflow.datamodules.base import OfflineMARLDataModule
 from macflow.datamodules.screening import BadTransitions
 from macflow.envs.mpe import MPESpreadEnv, obs_dim_for
 from macflow.errors import InputError
-from macflow.transitions import TransitionData, atomic_write
+from macflow.transitions import MissingDataFile, TransitionData, atomic_write
 
 DEFAULT_EPISODES = {"random": 2000, "medium": 2000, "expert": 2000, "medium-replay": 400}
 """Default episodes per quality (50k transitions; the public OMAR sets have 40k episodes, medium-replay 3.9k):
@@ -119,7 +119,7 @@ class MPEDataModule(OfflineMARLDataModule):
         h = self.hparams
         ref_path = self.references_path()
         if not ref_path.exists():
-            raise FileNotFoundError(f"{ref_path} not found: call the datamodule's prepare_data() first "
+            raise MissingDataFile(f"{ref_path} not found: call the datamodule's prepare_data() first "
                                     "(Trainer.fit does it)")
         self.references = _read_references(ref_path)
         if self.references is None:

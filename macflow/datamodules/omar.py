@@ -17,7 +17,7 @@ import torch
 
 from macflow.datamodules.screening import BadTransitions, screen_transitions
 from macflow.errors import InputError
-from macflow.transitions import TransitionData
+from macflow.transitions import MissingDataFile, TransitionData
 
 FIELDS = ("obs", "acs", "rews", "next_obs", "dones")
 
@@ -33,14 +33,14 @@ def omar_agent_count(seed_dir: str | Path) -> int:
 def _resolve(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"OMAR data folder {path} not found; point it at a 'seed_<k>_data' folder of the "
+        raise MissingDataFile(f"OMAR data folder {path} not found; point it at a 'seed_<k>_data' folder of the "
                                 "OMAR release (datasets/<env>/<quality>/seed_<k>_data)")
     if not (path / "obs_0.npy").exists():
         seeds = sorted(path.glob("seed_*_data"))
         if seeds:
-            raise FileNotFoundError(f"{path} holds several OMAR seed datasets ({', '.join(s.name for s in seeds)}); "
+            raise MissingDataFile(f"{path} holds several OMAR seed datasets ({', '.join(s.name for s in seeds)}); "
                                     "pass one of them")
-        raise FileNotFoundError(f"{path} has no obs_0.npy: not an OMAR seed folder (seed_<k>_data)")
+        raise MissingDataFile(f"{path} has no obs_0.npy: not an OMAR seed folder (seed_<k>_data)")
     return path
 
 
@@ -76,7 +76,7 @@ def read_omar(path: str | Path, n_agents: int | None = None, episode_length: int
         for f in FIELDS:
             file = path / f"{f}_{i}.npy"
             if not file.exists():
-                raise FileNotFoundError(f"{file} is missing: an OMAR seed folder needs {', '.join(FIELDS)} per agent")
+                raise MissingDataFile(f"{file} is missing: an OMAR seed folder needs {', '.join(FIELDS)} per agent")
             arrays[f] = _load_npy(file)
         agents.append(arrays)
     m = len(agents[0]["obs"])

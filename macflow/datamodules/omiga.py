@@ -23,7 +23,7 @@ import torch
 
 from macflow.datamodules.screening import BadTransitions, screen_transitions
 from macflow.errors import InputError
-from macflow.transitions import TransitionData
+from macflow.transitions import MissingDataFile, TransitionData
 
 KEYS = ("o", "s", "a", "r", "d")
 
@@ -31,7 +31,7 @@ KEYS = ("o", "s", "a", "r", "d")
 def _h5py():
     try:
         import h5py
-    except ImportError as err:  # pragma: no cover - depends on the environment
+    except ImportError as err:
         raise ImportError("reading OMIGA hdf5 files needs h5py: pip install 'macflow[omiga]'") from err
     return h5py
 
@@ -59,7 +59,7 @@ def omiga_dims(path: str | Path) -> dict[str, int]:
 def _check(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"OMIGA file {path} not found; point data.init_args.path at a downloaded "
+        raise MissingDataFile(f"OMIGA file {path} not found; point data.init_args.path at a downloaded "
                                 "'<Scenario>-v2-<agent_conf>-<data_type>.hdf5' (e.g. Hopper-v2-3x1-expert.hdf5)")
     with _open(path) as h:
         missing = [k for k in KEYS if k not in h]

@@ -23,7 +23,7 @@ import numpy as np
 
 from macflow.datamodules.screening import BadTransitions, screen_transitions
 from macflow.errors import InputError
-from macflow.transitions import TransitionData
+from macflow.transitions import MissingDataFile, TransitionData
 
 TIME_BOUND = 10**13
 """Declared length of the time axis of every vault array (flashbax's upper bound)."""
@@ -32,7 +32,7 @@ TIME_BOUND = 10**13
 def _tensorstore():
     try:
         import tensorstore
-    except ImportError as err:  # pragma: no cover - depends on the environment
+    except ImportError as err:
         raise ImportError("reading vaults needs tensorstore: pip install 'macflow[vault]'") from err
     return tensorstore
 
@@ -67,7 +67,7 @@ class VaultReader:
         if not meta_file.exists():
             subs = sorted(p.name for p in self.path.iterdir() if p.is_dir()) if self.path.is_dir() else []
             hint = f" It has sub-folders {subs}: pass one quality folder, e.g. {self.path / subs[0]}." if subs else ""
-            raise FileNotFoundError(f"{meta_file} not found: not a vault quality folder "
+            raise MissingDataFile(f"{meta_file} not found: not a vault quality folder "
                                     f"(<scenario>.vlt/<Quality>/).{hint}")
         try:
             self.metadata = json.loads(meta_file.read_text())
@@ -88,10 +88,12 @@ class VaultReader:
         :class:`InputError` line naming the vault and the array instead of pages of tensorstore text."""
         try:
             return call()
+        except InputError:
+            raise
         except (ValueError, OSError, RuntimeError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             reason = first if len(first) <= 100 else first[:97] + "..."
-            raise InputError(f"{self.path}: cannot read the vault array {name!r} ({reason}); the vault is incomplete "
+            raise InputError(f"{self.path}: cannot read the vault array {name.rstrip('.')!r} ({reason}); the vault is incomplete "
                              "or corrupt: download it again") from None
 
     def _open(self, name: str):
