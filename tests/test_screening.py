@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from conftest import CONFIGS, REPO
 
 from macflow.datamodules import CoordinationDataModule, TransitionData
+from macflow.datamodules.omar import write_omar
 from macflow.datamodules.screening import screen_transitions
 from macflow.errors import InputError
 
@@ -102,3 +109,43 @@ def test_datamodule_option_is_checked_and_applied_in_setup():
     dm = CoordinationDataModule(n_samples=200)
     dm.setup()
     assert dm.data.n_transitions == 200 and dm.bad_transitions == "error"
+
+
+def _macflow(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "macflow", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_cli_stops_on_batch_size_zero_with_one_line_and_status_2(tmp_path):
+    run = _macflow(["fit", "--config", str(CONFIGS / "coordination/teacher.yaml"), "--data.init_args.batch_size=0",
+                    f"--trainer.default_root_dir={tmp_path / 'run'}"], tmp_path)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert run.stderr.strip().splitlines()[-1] == ("macflow: error: data.init_args.batch_size=0: must be a positive "
+                                                   "integer; set it to at least 1")
+    assert "Traceback" not in run.stderr and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_cli_stops_on_nan_rewards_before_training(tmp_path):
+    from test_omar import _omar_arrays
+
+    obs, actions, rewards, next_obs, dones = _omar_arrays(2)
+    rewards[30, 0] = np.nan
+    seed_dir = write_omar(tmp_path / "seed_0_data", obs, actions, rewards, next_obs, dones)
+    common = ["fit", "--config", str(CONFIGS / "teacher.yaml"), "--trainer.callbacks=[]", "--trainer.max_steps=2",
+              f"--trainer.default_root_dir={tmp_path / 'run'}", "--data.init_args.source=omar",
+              f"--data.init_args.path={seed_dir}", "--data.init_args.physics=omar", "--data.init_args.reward=omar",
+              f"--data.init_args.cache_dir={tmp_path / 'cache'}", "--data.init_args.n_reference_episodes=2",
+              "--data.init_args.batch_size=8", "--data.init_args.n_eval_episodes=2",
+              "--data.init_args.eval_batch_size=2", "--trainer.enable_progress_bar=false"]
+    run = _macflow(common, tmp_path)
+    assert run.returncode == 2, run.stderr[-2000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"macflow: error: OMAR folder {seed_dir}: 1 of 50 transitions have NaN or inf values "
+                           "(in rewards: 1)") and "bad_transitions=drop" in last
+    assert "Traceback" not in run.stderr and not list((tmp_path / "run").rglob("*.ckpt"))
+    run = _macflow([*common, "--data.init_args.bad_transitions=drop"], tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "bad_transitions=drop dropped 1 and clipped 0 of 50 transitions" in run.stderr
