@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +166,11 @@ def test_interrupted_generation_leaves_no_complete_looking_file(tmp_path, monkey
 
 def test_manifest_records_the_checksums_of_the_cached_files(tmp_path):
     dm = _datamodule(tmp_path)
-    dm.prepare_data()
+    umask = os.umask(0o022)
+    try:
+        dm.prepare_data()
+    finally:
+        os.umask(umask)
     path = dm.dataset_path()
     assert dm.manifest()["sha256"] == {path.name: _sha(path), path.with_suffix(".modes.npy").name:
                                        _sha(path.with_suffix(".modes.npy"))}
