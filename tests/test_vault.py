@@ -155,3 +155,15 @@ def test_missing_tensorstore_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorstore", None)  # as if tensorstore were not installed
     with pytest.raises(ImportError, match=r"pip install 'macflow\[vault\]'"):
         read_vault_transitions(vault)
+
+
+def test_data_dims_that_differ_from_the_datamodule_name_the_vault(tmp_path):
+    exp = _omar_like(np.random.default_rng(9))
+    exp["observations"] = exp["observations"][..., :17]  # not simple_spread with 3 agents (18 features)
+    vault = write_vault(tmp_path / "Expert", exp)
+    dm = MPEDataModule(source="vault", path=str(vault), physics="omar", reward="omar",
+                       cache_dir=str(tmp_path / "cache"), n_reference_episodes=5)
+    dm.prepare_data()
+    with pytest.raises(InputError, match=rf"^{vault}: the data has dims .*'obs_dim': 17.* but MPEDataModule "
+                                         r"declared .*'obs_dim': 18"):
+        dm.setup()

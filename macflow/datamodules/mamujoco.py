@@ -26,6 +26,7 @@ from macflow.datagen.mamujoco import BUDGETS, QUALITIES, default_budget, generat
 from macflow.datamodules.base import OfflineMARLDataModule
 from macflow.datamodules.screening import BadTransitions
 from macflow.envs.mamujoco import MAX_STEPS, MaMuJoCoEnv, get_scenario
+from macflow.errors import InputError
 from macflow.transitions import TransitionData
 
 DEFAULT_CONF = {"HalfCheetah": "2x3", "Hopper": "3x1", "Ant": "2x4"}
@@ -64,17 +65,17 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
         self.save_hyperparameters()
         self.hparams.agent_conf = agent_conf
         if quality not in QUALITIES:
-            raise ValueError(f"unknown MaMuJoCo quality {quality!r}; choose one of {QUALITIES}")
+            raise InputError(f"unknown MaMuJoCo quality {quality!r}; choose one of {QUALITIES}")
         if source != "generated" and path is None:
-            raise ValueError(f"source={source!r} needs data.init_args.path (the downloaded file or folder)")
+            raise InputError(f"source={source!r} needs data.init_args.path (the downloaded file or folder)")
         expected_layout = {"omiga": "omiga", "omar": "omar"}.get(source)
         if expected_layout and obs_layout != expected_layout:
-            raise ValueError(f"source={source!r} data is in the {expected_layout!r} observation layout; set "
+            raise InputError(f"source={source!r} data is in the {expected_layout!r} observation layout; set "
                              f"obs_layout: {expected_layout} so the policy is evaluated in the same coordinates")
         self.spec = get_scenario(scenario, agent_conf)
         self.budget = budget or default_budget(scenario)
         if self.budget not in BUDGETS:
-            raise ValueError(f"unknown budget {self.budget!r}; choose one of {sorted(BUDGETS)}")
+            raise InputError(f"unknown budget {self.budget!r}; choose one of {sorted(BUDGETS)}")
         self.n_agents, self.action_dim = self.spec.n_agents, self.spec.action_dim
         self.obs_dim = self.spec.obs_dim(obs_layout)
         self.state_dim = 0 if source == "omar" else self.spec.state_dim(obs_layout)

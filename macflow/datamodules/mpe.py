@@ -66,11 +66,11 @@ class MPEDataModule(OfflineMARLDataModule):
         super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions)
         self.save_hyperparameters()
         if quality not in QUALITIES:
-            raise ValueError(f"unknown MPE quality {quality!r}; choose one of {QUALITIES}")
+            raise InputError(f"unknown MPE quality {quality!r}; choose one of {QUALITIES}")
         if source != "generated" and path is None:
-            raise ValueError(f"source={source!r} needs data.init_args.path (the downloaded dataset folder)")
+            raise InputError(f"source={source!r} needs data.init_args.path (the downloaded dataset folder)")
         if augment not in ("none", "d4"):
-            raise ValueError(f"unknown augment {augment!r}; choose 'none' or 'd4'")
+            raise InputError(f"unknown augment {augment!r}; choose 'none' or 'd4'")
         self.n_agents, self.obs_dim, self.action_dim, self.state_dim = n_agents, obs_dim_for(n_agents), 2, 0
         self.discrete = False
         self.n_episodes = n_episodes or DEFAULT_EPISODES[quality]

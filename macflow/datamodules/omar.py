@@ -68,7 +68,7 @@ def read_omar(path: str | Path, n_agents: int | None = None, episode_length: int
     path = _resolve(path)
     found = omar_agent_count(path)
     if n_agents is not None and found != n_agents:
-        raise ValueError(f"{path} has {found} agents (obs_<i>.npy files) but {n_agents} were expected; "
+        raise InputError(f"{path} has {found} agents (obs_<i>.npy files) but {n_agents} were expected; "
                          "set the datamodule's n_agents to match the data")
     agents = []
     for i in range(found):
@@ -85,10 +85,10 @@ def read_omar(path: str | Path, n_agents: int | None = None, episode_length: int
         shapes = {f: a[f].shape for f in FIELDS}
         if any(s[0] != m for s in shapes.values()) or a["obs"].shape != a["next_obs"].shape \
                 or a["acs"].ndim != 2 or a["rews"].reshape(m, -1).shape[1] != 1:
-            raise ValueError(f"agent {i} of {path}: inconsistent OMAR shapes {shapes}; expected obs/next_obs "
+            raise InputError(f"agent {i} of {path}: inconsistent OMAR shapes {shapes}; expected obs/next_obs "
                              f"[{m}, O], acs [{m}, A], rews and dones [{m}]")
     if m % episode_length:
-        raise ValueError(f"{path}: {m} transitions are not whole episodes of {episode_length} steps; "
+        raise InputError(f"{path}: {m} transitions are not whole episodes of {episode_length} steps; "
                          "set episode_length (25 for MPE, 1000 for HalfCheetah)")
 
     def stack(key: str) -> np.ndarray:

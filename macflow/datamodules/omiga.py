@@ -64,7 +64,7 @@ def _check(path: str | Path) -> Path:
     with _open(path) as h:
         missing = [k for k in KEYS if k not in h]
         if missing:
-            raise ValueError(f"{path} is not an OMIGA MaMuJoCo file: keys {missing} missing (it has {sorted(h)}; "
+            raise InputError(f"{path} is not an OMIGA MaMuJoCo file: keys {missing} missing (it has {sorted(h)}; "
                              f"expected {list(KEYS)})")
     return path
 
@@ -95,7 +95,7 @@ def read_omiga(path: str | Path, max_episode_steps: int = 1000, terminals: Liter
             raise _unreadable(path, err) from None
     t = len(o)
     if not (len(s) == len(a) == len(r) == len(d) == t) or o.ndim != 3 or a.ndim != 3 or s.shape[:2] != o.shape[:2]:
-        raise ValueError(f"{path}: inconsistent OMIGA shapes o {o.shape}, s {s.shape}, a {a.shape}, r {r.shape}, "
+        raise InputError(f"{path}: inconsistent OMIGA shapes o {o.shape}, s {s.shape}, a {a.shape}, r {r.shape}, "
                          f"d {d.shape}; expected o/s [T, N, D], a [T, N, A], r and d with T rows")
     data = omiga_transitions([(o, s[:, 0], a, r, d)], max_episode_steps, terminals, str(path))
     return screen_transitions(data, bad_transitions, str(path))
@@ -116,7 +116,7 @@ def omiga_transitions(streams: list[tuple[np.ndarray, ...]], max_episode_steps: 
         ids = np.concatenate([[0], np.cumsum(d[:-1])])[rows]  # a d = 1 row closes its episode
         lengths = np.bincount(ids, minlength=int(ids.max(initial=-1)) + 1)
         if (lengths > max_episode_steps).any():
-            raise ValueError(f"{source}: an episode has {lengths.max()} steps, more than max_episode_steps="
+            raise InputError(f"{source}: an episode has {lengths.max()} steps, more than max_episode_steps="
                              f"{max_episode_steps}; set max_episode_steps to the data's time limit")
         term = ends if terminals == "omiga" else ends & (lengths[ids] < max_episode_steps)
         cols["o"].append(np.asarray(o, np.float32))

@@ -139,20 +139,20 @@ def read_vault_transitions(vault_dir: str | Path, rows: Sequence[int] | None = N
     rows = list(range(reader.n_rows)) if rows is None else [int(r) for r in rows]
     bad = [r for r in rows if not 0 <= r < reader.n_rows]
     if bad:
-        raise ValueError(f"{vault_dir} has {reader.n_rows} batch rows; rows {bad} do not exist")
+        raise InputError(f"{vault_dir} has {reader.n_rows} batch rows; rows {bad} do not exist")
     get = lambda leaf: reader.read(leaf, 0, t1, rows)  # noqa: E731
     obs, actions, rewards = get("observations"), get("actions"), get("rewards")
     terminals, truncations = get("terminals"), get("truncations")
     b, t = obs.shape[:2]
     if obs.ndim != 4:
-        raise ValueError(f"{vault_dir}: observations must be [B, T, N, O], got {list(obs.shape)}")
+        raise InputError(f"{vault_dir}: observations must be [B, T, N, O], got {list(obs.shape)}")
     legal = get(legal_key) if legal_key and legal_key in reader.leaves else None
     discrete = np.issubdtype(actions.dtype, np.integer)
     if discrete:
         idx = actions.reshape(b, t, obs.shape[2]).astype(np.int64)
         n = n_actions or (legal.shape[-1] if legal is not None else None)
         if n is None:
-            raise ValueError(f"{vault_dir}: integer actions need n_actions (no legal-action mask to read it from)")
+            raise InputError(f"{vault_dir}: integer actions need n_actions (no legal-action mask to read it from)")
         actions = np.eye(n, dtype=np.float32)[idx]
     else:
         legal = None
