@@ -171,7 +171,7 @@ def test_td3bc_shares_the_students_mixed_critic_and_polyak_updates_both_targets(
             p.add_(1.0)
     before = [p.clone() for p in [*model.q.target.parameters(), *model.target_actor.parameters()]]
     online = [*model.q.online.parameters(), *model.actor.parameters()]
-    model.on_train_batch_end(None, batch, 0)
+    model.update_targets()  # what MACFlowModule.optimizer_step runs after each optimizer step
     for b, o, t in zip(before, online, [*model.q.target.parameters(), *model.target_actor.parameters()]):
         torch.testing.assert_close(t, 0.5 * b + 0.5 * o.detach())
 
@@ -276,3 +276,4 @@ def test_diffusion_policy_loss_falls_and_it_samples_coordinated_joint_actions(tm
     coordinated = (joint_mode(model.act(ctx["obs"]), ctx["s"], 4) >= 0).float().mean()
     assert coordinated > 0.3, coordinated  # a factored model is coordinated 1/4 of the time; untrained: ~0
     assert math.isfinite(float(coordinated))
+

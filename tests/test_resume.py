@@ -87,6 +87,11 @@ def test_killed_teacher_fit_resumes_bitwise(tmp_path):
     assert_killed_fit_resumes_bitwise("teacher", tmp_path)
 
 
+@pytest.mark.slow
+def test_killed_student_fit_resumes_bitwise_with_its_target_critic(untrained_teacher, tmp_path):
+    assert_killed_fit_resumes_bitwise("student", tmp_path, f"--model.init_args.teacher_ckpt={untrained_teacher}")
+
+
 # ----------------------------------------------------------------------------------------------- the pieces
 def _data(n: int = 64) -> TransitionData:
     return TransitionData(observations=torch.randn(n + 1, 2, 3), obs_index=torch.arange(n),

@@ -86,6 +86,16 @@ class MACFlowModule(LightningModule):
                 f"(n_agents={self.n_agents}, obs_dim={self.obs_dim}, action_dim={self.action_dim}); train on the "
                 "datamodule the model was built for (the CLI links its dims)")
 
+    # ---------------------------------------------------------------------------------- training
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The optimizer step, then :meth:`update_targets`: a checkpoint saved after a step (checkpoint callbacks
+        run in ``on_train_batch_end``, before the module's own hook) holds the targets of that step."""
+        super().optimizer_step(*args, **kwargs)
+        self.update_targets()
+
+    def update_targets(self) -> None:
+        """Post-step updates of target networks (Polyak averages); none by default."""
+
     # ------------------------------------------------------------------------------- evaluation
     def on_validation_epoch_start(self) -> None:
         self._eval_results = []

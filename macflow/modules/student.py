@@ -223,7 +223,7 @@ class OneStepStudent(MACFlowModule):
         return self.hparams.alpha * distill + q_loss, {
             "train/actor/distill_loss": distill, "train/actor/q_loss": q_loss, "train/actor/q_scale": scale}
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def update_targets(self) -> None:
         """Polyak update of the target critic after the optimizer step (identical on every DDP rank)."""
         self.q.update_target(self.hparams.tau)
 
