@@ -2,7 +2,8 @@
 
 The end-to-end tests run ``python -m macflow fit`` in subprocesses; :mod:`kill_at_step` kills the fit between two
 checkpoint saves. The fast tests pin the pieces: the sampler resumes at the batch Lightning drew ahead, its state
-carries the process-wide random state and the uninterrupted batch stream is the plain sampler's.
+carries the process-wide random state and the uninterrupted batch stream is the plain sampler's, and a cosine schedule
+refuses another length.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lightning.pytorch import Callback
 
 from macflow.datamodules import RandomBatches, TransitionData
 from macflow.datamodules.sampling import LIGHTNING_LOOKAHEAD
+from macflow.errors import InputError
 
 SAVE_EVERY, KILL_AT, MAX_STEPS = 40, 70, 120
 """Checkpoints at steps 40 and 80; the kill at step 70 falls between them, after an evaluation at step 50."""
@@ -144,3 +146,12 @@ def test_fit_trains_on_the_plain_samplers_batches_in_order(tmp_path):
     assert len(record.obs) == 5
     assert all(torch.equal(seen, b["obs"]) for seen, (b, _) in zip(record.obs, zip(plain, range(5))))
 
+
+def test_cosine_schedule_resumed_with_another_max_steps_stops_with_the_fix(tmp_path):
+    args = ["fit", "--config", str(CONFIGS / "coordination/teacher.yaml"), "--trainer.val_check_interval=100000",
+            "--data.init_args.n_samples=500", "--data.init_args.batch_size=16", *quiet_trainer_args(tmp_path)]
+    run_cli([*args, "--trainer.max_steps=40"])
+    with pytest.raises(InputError, match=r"trainer.max_steps=60 .* 40.*--trainer.max_steps=40"):
+        run_cli([*args, "--trainer.max_steps=60", f"--ckpt_path={tmp_path / 'last.ckpt'}"])
+    resumed = run_cli([*args, "--trainer.max_steps=40", f"--ckpt_path={tmp_path / 'last.ckpt'}"])
+    assert resumed.trainer.global_step == 40
