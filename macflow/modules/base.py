@@ -102,6 +102,16 @@ class MACFlowModule(LightningModule):
                 f"(n_agents={self.n_agents}, obs_dim={self.obs_dim}, action_dim={self.action_dim}); train on the "
                 "datamodule the model was built for (the CLI links its dims)")
 
+    def checked_output(self, option: str, network: torch.nn.Module, out: Tensor, expected: torch.Size) -> Tensor:
+        """``out`` if it has the ``expected`` shape ``[B, N, A]``, else an :class:`InputError` naming the config
+        ``option``, the network's class and both shapes: a ``[B, 1, A]`` output would broadcast in the loss."""
+        if out.shape != expected:
+            raise InputError(
+                f"{option} {type(network).__name__} returned shape {list(out.shape)}, expected {list(expected)} "
+                f"([batch, n_agents={self.n_agents}, action_dim={self.action_dim}]); fix its forward to return one "
+                "value per agent and action dimension")
+        return out
+
     # ---------------------------------------------------------------------------------- training
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         """The optimizer step, then :meth:`update_targets`: a checkpoint saved after a step (checkpoint callbacks
