@@ -127,6 +127,19 @@ def test_sampler_state_carries_the_process_random_state_through_a_weights_only_c
     assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1]) and got[2] == expected[2]
 
 
+def test_a_sampler_state_saved_by_rank_0_keeps_another_ranks_batches_apart():
+    # a checkpoint holds rank 0's state only; rank 1 must not draw rank 0's batches after a DDP resume
+    data = _data()
+    saved = RandomBatches(data, 8, seed=0, lookahead=LIGHTNING_LOOKAHEAD, rank=0)
+    next(iter(saved))
+    state = saved.state_dict()
+    rank0, rank1 = (RandomBatches(data, 8, seed=r, lookahead=LIGHTNING_LOOKAHEAD, rank=r) for r in (0, 1))
+    rank0.load_state_dict(state)
+    with pytest.warns(UserWarning, match="not exact"):
+        rank1.load_state_dict(state)
+    assert not torch.equal(next(iter(rank0))["obs"], next(iter(rank1))["obs"])
+
+
 class RecordBatches(Callback):
     def __init__(self) -> None:
         self.obs: list[torch.Tensor] = []
