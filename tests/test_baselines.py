@@ -10,6 +10,7 @@ from conftest import CONFIGS, quiet_trainer_args, run_cli, save_checkpoint
 
 from macflow.datamodules import CoordinationDataModule
 from macflow.envs.coordination import joint_mode
+from macflow.errors import InputError
 from macflow.modules import MATD3BC, DiffusionPolicy, GaussianBC, OneStepStudent, PerAgentVectorField
 from macflow.modules.diffusion import DDPMSchedule, ddpm_sample, make_betas
 from macflow.modules.mixed_critic import MixedCritic
@@ -171,7 +172,7 @@ def test_td3bc_shares_the_students_mixed_critic_and_polyak_updates_both_targets(
             p.add_(1.0)
     before = [p.clone() for p in [*model.q.target.parameters(), *model.target_actor.parameters()]]
     online = [*model.q.online.parameters(), *model.actor.parameters()]
-    model.on_train_batch_end(None, batch, 0)
+    model.update_targets()  # what MACFlowModule.optimizer_step runs after each optimizer step
     for b, o, t in zip(before, online, [*model.q.target.parameters(), *model.target_actor.parameters()]):
         torch.testing.assert_close(t, 0.5 * b + 0.5 * o.detach())
 
@@ -276,3 +277,19 @@ def test_diffusion_policy_loss_falls_and_it_samples_coordinated_joint_actions(tm
     coordinated = (joint_mode(model.act(ctx["obs"]), ctx["s"], 4) >= 0).float().mean()
     assert coordinated > 0.3, coordinated  # a factored model is coordinated 1/4 of the time; untrained: ~0
     assert math.isfinite(float(coordinated))
+
+
+class OneAgentDenoiser(PerAgentVectorField):
+    """A custom denoiser that returns one noise estimate for all agents, ``[B, 1, A]``."""
+
+    def forward(self, x_t, t, obs):
+        return super().forward(x_t, t, obs).mean(1, keepdim=True)
+
+
+def test_a_denoiser_of_the_wrong_output_shape_stops_training_and_sampling():
+    policy = DiffusionPolicy(denoiser=OneAgentDenoiser, diffusion_steps=5, n_agents=2, obs_dim=3, action_dim=2)
+    message = r"model.init_args.denoiser OneAgentDenoiser returned shape \[8, 1, 2\], expected \[8, 2, 2\]"
+    with pytest.raises(InputError, match=message):
+        policy.loss(torch.rand(8, 2, 2) * 2 - 1, torch.randn(8, 2, 3))
+    with pytest.raises(InputError, match=message):
+        policy.sample(torch.randn(8, 2, 3))

@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import CONFIGS, coordination_callbacks, quiet_trainer_args, run_cli, save_checkpoint
 
+from macflow.errors import InputError
 from macflow.modules import QMIX, FlowTeacher, OneStepStudent, SharedMLPPolicy
 from macflow.modules.mixed_critic import MixedCritic
 
@@ -249,3 +250,19 @@ def test_discrete_pipeline_learns_to_coordinate(tmp_path):
                                         "--trainer.val_check_interval=300", *data)])
     assert cli.model.discrete and cli.model.action_dim == 4
     assert cli.trainer.callback_metrics["eval/coordinated"] > 0.5  # random decentralised play coordinates 3/16
+
+
+class OneAgentActor(SharedMLPPolicy):
+    """A custom actor that returns one action for all agents, ``[B, 1, A]``, which would broadcast in the losses."""
+
+    def forward(self, obs, z):
+        return super().forward(obs, z).mean(1, keepdim=True)
+
+
+def test_an_actor_of_the_wrong_output_shape_stops_training_and_acting(untrained_teacher):
+    student = _student(untrained_teacher, actor=OneAgentActor)
+    message = r"model.init_args.actor OneAgentActor returned shape \[16, 1, 2\], expected \[16, 2, 2\]"
+    with pytest.raises(InputError, match=message):
+        student.actor_loss({"obs": torch.randn(16, 2, 3), "state": torch.randn(16, 5)})
+    with pytest.raises(InputError, match=message):
+        student.act(torch.randn(16, 2, 3))

@@ -8,7 +8,9 @@ from conftest import CONFIGS, coordination_callbacks, quiet_trainer_args, run_cl
 
 from macflow.datamodules import CoordinationDataModule
 from macflow.envs.coordination import joint_mode
+from macflow.errors import InputError
 from macflow.modules import AgentAttentionVectorField, FlowTeacher, JointMLPVectorField, PerAgentVectorField
+from macflow.modules.vector_fields import VectorField
 
 
 def mode_fractions(teacher: FlowTeacher, n: int = 2000) -> torch.Tensor:
@@ -120,3 +122,30 @@ def test_teacher_learns_a_deterministic_joint_policy(prediction):
 def test_teacher_rejects_an_unknown_prediction():
     with pytest.raises(ValueError, match="prediction"):
         FlowTeacher(prediction="noise", n_agents=2, obs_dim=3, action_dim=2)
+
+
+class WrongShapeField(VectorField):
+    """A custom field whose output is ``[B, 1, A]`` (broadcasts over agents) or ``[B, A, N]`` (axes swapped)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, n_agents: int, layout: str = "one_agent") -> None:
+        super().__init__(obs_dim, action_dim, n_agents)
+        self.layout = layout
+        self.net = torch.nn.Linear(obs_dim + action_dim, action_dim)
+
+    def forward(self, x_t, t, obs):
+        out = self.net(torch.cat([obs, x_t], -1))
+        return out.mean(1, keepdim=True) if self.layout == "one_agent" else out.transpose(1, 2)
+
+
+@pytest.mark.parametrize(("layout", "got"), [("one_agent", "[16, 1, 1]"), ("swapped", "[16, 1, 2]")])
+@pytest.mark.parametrize("prediction", ["velocity", "endpoint"])
+def test_a_vector_field_of_the_wrong_output_shape_stops_training_and_sampling(layout, got, prediction):
+    # with one action dim, both outputs broadcast against the [16, 2, 1] target without a check
+    teacher = FlowTeacher(vector_field=lambda o, a, n: WrongShapeField(o, a, n, layout), prediction=prediction,
+                          n_agents=2, obs_dim=3, action_dim=1)
+    batch = {"obs": torch.randn(16, 2, 3), "actions": torch.rand(16, 2, 1) * 2 - 1}
+    message = rf"model.init_args.vector_field WrongShapeField returned shape \{got}, expected \[16, 2, 1\]"
+    with pytest.raises(InputError, match=message):
+        teacher.training_step(batch, 0)
+    with pytest.raises(InputError, match=message):
+        teacher.sample(batch["obs"])

@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from macflow.datamodules.augment import BatchTransform
-from macflow.datamodules.sampling import RandomBatches
+from macflow.datamodules.sampling import LIGHTNING_LOOKAHEAD, RandomBatches
 from macflow.datamodules.screening import BadTransitions, check_bad_transitions, screen_transitions
 from macflow.envs.base import MultiAgentEnv
 from macflow.errors import InputError
@@ -126,12 +126,15 @@ class OfflineMARLDataModule(LightningDataModule):
             raise InputError(f"{type(self).__name__}: discrete data needs legal-action masks (TransitionData.legal)")
 
     def train_dataloader(self) -> RandomBatches:
+        """The endless training sampler; its state in a checkpoint (batch stream and process-wide random state)
+        makes a resumed fit continue exactly where the saved one stopped."""
         assert self.data is not None, "call setup() first"
         trainer = self.trainer
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         rank = trainer.global_rank if trainer is not None else 0
         return RandomBatches(self.data.to(device), self.batch_size, seed=self.data_seed + rank,
-                             transform=self.batch_transform())
+                             transform=self.batch_transform(), lookahead=LIGHTNING_LOOKAHEAD,
+                             restores_process_rng=True, rank=rank)
 
     def val_dataloader(self) -> DataLoader:
         world = self.trainer.world_size if self.trainer is not None else 1

@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor
 
+from macflow.errors import InputError
 from macflow.evaluation import episode_sums, evaluate, summary_from_sums
 from macflow.modules.normalization import ObservationNormalizer
 
@@ -26,6 +27,22 @@ def masked_argmax_one_hot(scores: Tensor, legal: Tensor | None) -> Tensor:
     if legal is not None:
         scores = scores.masked_fill(~legal, float("-inf"))
     return torch.nn.functional.one_hot(scores.argmax(-1), scores.shape[-1]).to(scores.dtype)
+
+
+class CosineSchedule(torch.optim.lr_scheduler.OneCycleLR):
+    """``OneCycleLR`` with cosine annealing whose saved state resumes only under the same ``trainer.max_steps``.
+
+    The schedule's length is fixed when it is built; a checkpoint of another length would either stop the resumed
+    fit with a raw scheduler error past its end or silently keep the old length, so loading one stops the fit."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict.get("total_steps")
+        if saved is not None and saved != self.total_steps:
+            raise InputError(
+                f"trainer.max_steps={self.total_steps} differs from the checkpoint's, {saved}: its lr_schedule: cosine "
+                f"decays to 0 at step {saved}; resume with --trainer.max_steps={saved}, or start a new fit to train "
+                "for another length")
+        super().load_state_dict(state_dict)
 
 
 def with_lr_schedule(module: LightningModule, optimizer: torch.optim.Optimizer, schedule: str) -> Any:
@@ -39,8 +56,7 @@ def with_lr_schedule(module: LightningModule, optimizer: torch.optim.Optimizer, 
     if total < 40:  # OneCycleLR needs >= 2 warm-up steps (5 %); smoke runs this short keep the constant rate
         return optimizer
     max_lr = [group["lr"] for group in optimizer.param_groups]
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=int(total), pct_start=0.05,
-                                                    anneal_strategy="cos")
+    scheduler = CosineSchedule(optimizer, max_lr=max_lr, total_steps=int(total), pct_start=0.05, anneal_strategy="cos")
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
@@ -85,6 +101,26 @@ class MACFlowModule(LightningModule):
                 f"batch obs {list(obs.shape)} / actions {list(act.shape)} do not match the model's dims "
                 f"(n_agents={self.n_agents}, obs_dim={self.obs_dim}, action_dim={self.action_dim}); train on the "
                 "datamodule the model was built for (the CLI links its dims)")
+
+    def checked_output(self, option: str, network: torch.nn.Module, out: Tensor, expected: torch.Size) -> Tensor:
+        """``out`` if it has the ``expected`` shape ``[B, N, A]``, else an :class:`InputError` naming the config
+        ``option``, the network's class and both shapes: a ``[B, 1, A]`` output would broadcast in the loss."""
+        if out.shape != expected:
+            raise InputError(
+                f"{option} {type(network).__name__} returned shape {list(out.shape)}, expected {list(expected)} "
+                f"([batch, n_agents={self.n_agents}, action_dim={self.action_dim}]); fix its forward to return one "
+                "value per agent and action dimension")
+        return out
+
+    # ---------------------------------------------------------------------------------- training
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The optimizer step, then :meth:`update_targets`: a checkpoint saved after a step (checkpoint callbacks
+        run in ``on_train_batch_end``, before the module's own hook) holds the targets of that step."""
+        super().optimizer_step(*args, **kwargs)
+        self.update_targets()
+
+    def update_targets(self) -> None:
+        """Post-step updates of target networks (Polyak averages); none by default."""
 
     # ------------------------------------------------------------------------------- evaluation
     def on_validation_epoch_start(self) -> None:

@@ -135,7 +135,11 @@ class DiffusionPolicy(MACFlowModule):
         k = torch.randint(self.schedule.steps, (actions.shape[0],), device=actions.device)
         eps = torch.randn_like(actions)
         x_k = self.schedule.q_sample(actions, k, eps)
-        return (self.denoiser(x_k, k.to(actions.dtype) / self.schedule.steps, obs) - eps).pow(2).mean()
+        return (self.noise_estimate(x_k, k.to(actions.dtype) / self.schedule.steps, obs) - eps).pow(2).mean()
+
+    def noise_estimate(self, x_k: Tensor, u: Tensor, obs: Tensor) -> Tensor:
+        """The denoiser's ``eps(x_k, u, obs)``, checked to have ``x_k``'s shape ``[B, N, A]``."""
+        return self.checked_output("model.init_args.denoiser", self.denoiser, self.denoiser(x_k, u, obs), x_k.shape)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         self.check_batch(batch)
@@ -152,7 +156,7 @@ class DiffusionPolicy(MACFlowModule):
         """Joint sample ``[B, N, A]`` (already in [-1, 1] through the clipped ``x_0``) given ``obs``."""
         if noise is None:
             noise = torch.randn(obs.shape[0], self.n_agents, self.action_dim, device=obs.device, dtype=obs.dtype)
-        return ddpm_sample(self.denoiser, self.schedule, obs, noise)
+        return ddpm_sample(self.noise_estimate, self.schedule, obs, noise)
 
     @torch.no_grad()
     def act(self, obs: Tensor, legal: Tensor | None = None, noise: Tensor | None = None) -> Tensor:

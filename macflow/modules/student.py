@@ -170,8 +170,12 @@ class OneStepStudent(MACFlowModule):
             z, _ = self.draw_noise(obs.shape[0], obs.device, gen)
             if mode == "zero":
                 z = torch.zeros_like(z)
-        out = self.actor(self.obs_normalizer(obs), z)
-        return self.to_actions(out, legal)
+        return self.to_actions(self.actor_output(self.obs_normalizer(obs), z), legal)
+
+    def actor_output(self, obs: Tensor, z: Tensor) -> Tensor:
+        """The actor's raw actions (or logits) ``[B, N, A]`` for normalised ``obs``, checked for that shape."""
+        expected = torch.Size((obs.shape[0], self.n_agents, self.action_dim))
+        return self.checked_output("model.init_args.actor", self.actor, self.actor(obs, z), expected)
 
     def policy(self, obs: Tensor, legal: Tensor | None = None) -> Tensor:
         return self.act(obs, legal)
@@ -206,7 +210,7 @@ class OneStepStudent(MACFlowModule):
         with torch.no_grad():
             teacher_out = self.teacher.sample(obs, x_0, self.hparams.flow_steps)
         obs = self.obs_normalizer(obs)  # what the actor and the critics read; the teacher above reads raw ones
-        out = self.actor(obs, z)
+        out = self.actor_output(obs, z)
         state = self.q.global_state(batch)
         if self.discrete:
             labels = masked_argmax_one_hot(teacher_out, legal).argmax(-1)
@@ -223,7 +227,7 @@ class OneStepStudent(MACFlowModule):
         return self.hparams.alpha * distill + q_loss, {
             "train/actor/distill_loss": distill, "train/actor/q_loss": q_loss, "train/actor/q_scale": scale}
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def update_targets(self) -> None:
         """Polyak update of the target critic after the optimizer step (identical on every DDP rank)."""
         self.q.update_target(self.hparams.tau)
 

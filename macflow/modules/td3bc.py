@@ -105,7 +105,7 @@ class MATD3BC(MACFlowModule):
                        "train/actor/bc_loss": bc, "train/actor/q_loss": q_loss})
         return loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def update_targets(self) -> None:
         """Polyak updates of the target critic and actor after the optimizer step."""
         self.q.update_target(self.hparams.tau)
         polyak_update(self.target_actor, self.actor, self.hparams.tau)

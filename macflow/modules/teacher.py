@@ -62,11 +62,16 @@ class FlowTeacher(MACFlowModule):
             raise ValueError(f"eval_noise must be 'fresh' or 'fixed', got {eval_noise!r}")
         self.obs_normalizer = self.obs_normalizer_for(normalize_obs)
 
+    def field(self, x_t: Tensor, t: Tensor, obs: Tensor) -> Tensor:
+        """The network's output ``[B, N, A]`` (velocity or end point), checked to have ``x_t``'s shape."""
+        return self.checked_output("model.init_args.vector_field", self.vector_field,
+                                   self.vector_field(x_t, t, obs), x_t.shape)
+
     def velocity(self, x_t: Tensor, t: Tensor, obs: Tensor) -> Tensor:
         """The flow's velocity ``[B, N, A]`` at ``x_t`` (whatever the network predicts)."""
         if self.hparams.prediction == "endpoint":
-            return endpoint_velocity(self.vector_field)(x_t, t, obs)
-        return self.vector_field(x_t, t, obs)
+            return endpoint_velocity(self.field)(x_t, t, obs)
+        return self.field(x_t, t, obs)
 
     def configure_model(self) -> None:
         if self.hparams.compile:
@@ -76,7 +81,7 @@ class FlowTeacher(MACFlowModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         self.check_batch(batch)
         loss_fn = endpoint_loss if self.hparams.prediction == "endpoint" else flow_matching_loss
-        loss = loss_fn(self.vector_field, batch["actions"], self.obs_normalizer(batch["obs"]))
+        loss = loss_fn(self.field, batch["actions"], self.obs_normalizer(batch["obs"]))
         self.log("train/flow_loss", loss, prog_bar=True)
         return loss
 
