@@ -16,6 +16,7 @@ Construction checks structure only; values (NaN/inf, action bounds) are screened
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import json
@@ -311,7 +312,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     into place, so a reader never sees a partial file.
 
     The file gets the umask's normal permissions (not ``mkstemp``'s 0600); temporary files left beside ``path``
-    by an earlier, killed write of it (``.<name>.*.tmp``) are removed."""
+    by an earlier, killed write of it (``.<name>.*.tmp``) are removed. A full disk (or file-size limit) raises
+    :class:`InputError` naming ``path``; the previous file, if any, is left as it was."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -325,6 +327,12 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        kept = "the previous file is kept" if path.exists() else "nothing was written"
+        raise InputError(f"cannot write {path}: {os.strerror(err.errno)}; free space under {path.parent} and "
+                         f"run again ({kept})") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -2,6 +2,10 @@
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,6 +94,30 @@ def test_atomic_write_removes_temp_files_of_a_killed_write_and_uses_normal_permi
         os.umask(old)
     assert target.read_bytes() == b"data" and not stale.exists() and other.exists()
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_write_that_runs_out_of_space_keeps_the_previous_file(tmp_path):
+    """A real short write: a file-size limit makes the kernel refuse the bytes (EFBIG), as a full disk does."""
+    script = textwrap.dedent(f"""
+        import resource, signal
+        from pathlib import Path
+        from macflow.errors import InputError
+        from macflow.transitions import atomic_write
+        target = Path({str(tmp_path / "d.npz")!r})
+        atomic_write(target, lambda f: f.write(b"old" * 100))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+        try:
+            atomic_write(target, lambda f: f.write(b"new" * 10000))
+        except InputError as err:
+            print(err)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"cannot write {tmp_path / 'd.npz'}: File too large; free space under ")
+    assert done.stdout.rstrip().endswith("(the previous file is kept)")
+    assert (tmp_path / "d.npz").read_bytes() == b"old" * 100 and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_saved_dataset_problems_are_found_and_named(tmp_path):
