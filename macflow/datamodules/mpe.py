@@ -120,7 +120,7 @@ class MPEDataModule(OfflineMARLDataModule):
         ref_path = self.references_path()
         if not ref_path.exists():
             raise MissingDataFile(f"{ref_path} not found: call the datamodule's prepare_data() first "
-                                    "(Trainer.fit does it)")
+                                  "(Trainer.fit does it)")
         self.references = _read_references(ref_path)
         if self.references is None:
             raise InputError(f"{ref_path}: not a valid references file; run prepare_data() (Trainer.fit does it) "

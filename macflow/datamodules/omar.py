@@ -34,12 +34,12 @@ def _resolve(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise MissingDataFile(f"OMAR data folder {path} not found; point it at a 'seed_<k>_data' folder of the "
-                                "OMAR release (datasets/<env>/<quality>/seed_<k>_data)")
+                              "OMAR release (datasets/<env>/<quality>/seed_<k>_data)")
     if not (path / "obs_0.npy").exists():
         seeds = sorted(path.glob("seed_*_data"))
         if seeds:
             raise MissingDataFile(f"{path} holds several OMAR seed datasets ({', '.join(s.name for s in seeds)}); "
-                                    "pass one of them")
+                                  "pass one of them")
         raise MissingDataFile(f"{path} has no obs_0.npy: not an OMAR seed folder (seed_<k>_data)")
     return path
 

@@ -60,7 +60,7 @@ def _check(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise MissingDataFile(f"OMIGA file {path} not found; point data.init_args.path at a downloaded "
-                                "'<Scenario>-v2-<agent_conf>-<data_type>.hdf5' (e.g. Hopper-v2-3x1-expert.hdf5)")
+                              "'<Scenario>-v2-<agent_conf>-<data_type>.hdf5' (e.g. Hopper-v2-3x1-expert.hdf5)")
     with _open(path) as h:
         missing = [k for k in KEYS if k not in h]
         if missing:

@@ -68,7 +68,7 @@ class VaultReader:
             subs = sorted(p.name for p in self.path.iterdir() if p.is_dir()) if self.path.is_dir() else []
             hint = f" It has sub-folders {subs}: pass one quality folder, e.g. {self.path / subs[0]}." if subs else ""
             raise MissingDataFile(f"{meta_file} not found: not a vault quality folder "
-                                    f"(<scenario>.vlt/<Quality>/).{hint}")
+                                  f"(<scenario>.vlt/<Quality>/).{hint}")
         try:
             self.metadata = json.loads(meta_file.read_text())
             version = float(self.metadata.get("version", 1.0))
