@@ -11,7 +11,8 @@ Every run also gets the ``checkpoint`` group, a :class:`macflow.callbacks.RunChe
 TensorBoard logs and the resolved ``config.yaml`` go to ``D/lightning_logs/version_<k>/``. Checkpoints are written
 atomically (:class:`macflow.checkpoints.AtomicCheckpointIO`) and record the run's data fingerprint and config
 (:class:`macflow.callbacks.RunRecord`). ``{seed}`` in any config string (``trainer.default_root_dir``,
-``model.init_args.teacher_ckpt``) becomes the run's ``seed_everything``, so runs of different seeds keep apart.
+``model.init_args.teacher_ckpt``) becomes the run's ``seed_everything``, so runs of different seeds keep apart and
+the student of seed k reads the teacher of seed k; ``{model}`` becomes the model's class name.
 
 A checkpoint that cannot be read, or that holds another model class than the config, and a fresh ``fit`` into a
 directory holding another config's checkpoints stop with an :class:`~macflow.errors.InputError`. SIGTERM during
@@ -51,8 +52,8 @@ RENAMED_CONFIGS = {f"configs/mpe/{quality}_{stage}.yaml":
 EXIT_SIGTERM = 143
 """Exit status of a ``fit`` stopped by SIGTERM (128 + 15, as a shell reports it), after ``last.ckpt`` is saved."""
 
-SEED = "{seed}"
-"""Placeholder in config strings for the run's ``seed_everything``."""
+SEED, MODEL = "{seed}", "{model}"
+"""Placeholders in config strings for the run's ``seed_everything`` and its model's class name."""
 
 
 class MACFlowCLI(LightningCLI):
@@ -88,7 +89,8 @@ class MACFlowCLI(LightningCLI):
         for :class:`RunRecord`."""
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
-        fill_seed(config, config.get("seed_everything"))
+        model = config.get("model")
+        fill_placeholders(config, config.get("seed_everything"), getattr(model, "class_path", None))
         self._run_config = None
         if subcommand == "fit":
             from macflow.experiments.provenance import hashed_config
@@ -184,14 +186,20 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def fill_seed(config: Any, seed: Any) -> None:
-    """Replace :data:`SEED` by ``seed`` in every string of ``config`` (a jsonargparse Namespace), in place."""
-    if seed is None or isinstance(seed, bool):
-        return
+def fill_placeholders(config: Any, seed: Any, model_class: str | None) -> None:
+    """Replace :data:`SEED` by ``seed`` and :data:`MODEL` by the model's class name in every string of ``config``
+    (a jsonargparse Namespace), in place."""
+    swaps = {}
+    if seed is not None and not isinstance(seed, bool):
+        swaps[SEED] = str(seed)
+    if model_class:
+        swaps[MODEL] = short_class(model_class)
 
     def fill(value: Any) -> Any:
         if isinstance(value, str):
-            return value.replace(SEED, str(seed))
+            for placeholder, text in swaps.items():
+                value = value.replace(placeholder, text)
+            return value
         if isinstance(value, list):
             return [fill(v) for v in value]
         if isinstance(value, dict):
@@ -279,9 +287,15 @@ def moved_path_message(command_line: list[str]) -> str | None:
                 return f"{value} no longer exists: a quality is now a delta on the benchmark's base config, {new}"
     for value in _flag_values(command_line, "--ckpt_path"):
         path = Path(value)
-        if not path.exists() and path.name != FINAL and (path.parent / FINAL).is_file():
+        if path.exists():
+            continue
+        if path.name != FINAL and (path.parent / FINAL).is_file():
             return (f"{value} does not exist; a completed fit writes {path.parent / FINAL} "
                     f"(and a resumable last.ckpt): --ckpt_path {path.parent / FINAL}")
+        seeds = sorted(path.parent.glob(f"seed*/{path.name}"))
+        if seeds:
+            return (f"{value} does not exist; runs now write one folder per seed: "
+                    + " or ".join(f"--ckpt_path {p}" for p in seeds[:3]))
     return None
 
 

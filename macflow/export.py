@@ -1,7 +1,7 @@
 """``python -m macflow export``: a trained student as per-agent policies that run without Lightning (or Python).
 
-    python -m macflow export --ckpt runs/coordination/student/final.ckpt --format onnx --out exported/
-    python -m macflow export --ckpt runs/coordination/student/final.ckpt --format torchscript
+    python -m macflow export --ckpt runs/coordination/student/seed0/final.ckpt --format onnx --out exported/
+    python -m macflow export --ckpt runs/coordination/student/seed0/final.ckpt --format torchscript
 
 Writes one file per agent, ``agent_<i>.onnx`` (ONNX opset 17, needs the optional ``onnx`` package; run it with
 ``onnxruntime``) or ``agent_<i>.pt`` (TorchScript, ``torch.jit.load``), plus ``policy.json`` describing the inputs.
