@@ -124,6 +124,15 @@ def data_fingerprint(data: TransitionData) -> str:
     return digest.hexdigest()
 
 
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """``sha256`` of a file's bytes: names one checkpoint file unambiguously (e.g. the teacher a student read)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def run_record(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """What macflow recorded about the run that wrote ``checkpoint`` (empty for checkpoints without a record)."""
     return checkpoint.get(RECORD) or {}

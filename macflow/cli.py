@@ -156,7 +156,11 @@ def check_run_dir(root: Path, config: dict[str, Any]) -> None:
         path = root / name
         if not path.is_file():
             continue
-        theirs = run_record(read_checkpoint(path, "trainer.default_root_dir holds"))
+        try:
+            theirs = run_record(read_checkpoint(path, "trainer.default_root_dir file"))
+        except InputError:
+            raise InputError(f"trainer.default_root_dir {root} holds an unreadable {name}: delete it (or the folder) "
+                             "or pick another --trainer.default_root_dir") from None
         if "config" not in theirs:
             raise InputError(f"trainer.default_root_dir {root} holds {name} of an earlier run with no recorded "
                              f"config: resume it with --ckpt_path {path}, pick another --trainer.default_root_dir, "

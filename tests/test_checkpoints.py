@@ -4,6 +4,7 @@ against the config, run directories that never take another run's files, SIGTERM
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import signal
 import subprocess
@@ -127,6 +128,11 @@ def test_a_teacher_checkpoint_under_the_student_config_is_refused(teacher_run: P
                      f"--ckpt_path={teacher_run / 'final.ckpt'}"])
 
 
+def test_a_missing_ckpt_path_is_an_input_error(tmp_path: Path):
+    with pytest.raises(InputError, match=f"--ckpt_path {tmp_path / 'nope.ckpt'} not found: check the path"):
+        run_cli(["validate", "--config", TEACHER, *quiet_trainer_args(tmp_path), f"--ckpt_path={tmp_path}/nope.ckpt"])
+
+
 def test_a_student_checkpoint_as_teacher_ckpt_is_refused(student_run: Path, tmp_path: Path):
     with pytest.raises(InputError, match=f"teacher_ckpt {student_run / 'final.ckpt'} is a OneStepStudent "
                                          "checkpoint, not a FlowTeacher"):
@@ -139,6 +145,7 @@ def test_checkpoints_record_the_data_and_the_student_its_teacher(teacher_run: Pa
     student = run_record(read_checkpoint(student_run / "final.ckpt", "x"))
     assert len(teacher["data_fingerprint"]) == 64 and student["data_fingerprint"] == teacher["data_fingerprint"]
     assert student["teacher"] == {"path": str((teacher_run / "final.ckpt").resolve()),
+                                  "sha256": hashlib.sha256((teacher_run / "final.ckpt").read_bytes()).hexdigest(),
                                   "data_fingerprint": teacher["data_fingerprint"]}
     assert teacher["config"]["model"]["class_path"].endswith("FlowTeacher")
 
@@ -163,6 +170,10 @@ def test_a_fresh_fit_never_overwrites_another_runs_directory(teacher_run: Path, 
             "or delete the folder")):
         fit(TEACHER, root, "--trainer.max_steps=2", "--seed_everything=1")
     assert (root / "final.ckpt").read_bytes() == before
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad/last.ckpt").write_bytes(b"")
+    with pytest.raises(InputError, match=f"default_root_dir {tmp_path / 'bad'} holds an unreadable last.ckpt: delete"):
+        fit(TEACHER, tmp_path / "bad", "--trainer.max_steps=2")
     again = fit(TEACHER, root, "--trainer.max_steps=2")  # the same config reproduces the run: it may write again
     assert again.trainer.global_step == 2 and run_record(read_checkpoint(root / "final.ckpt", "x"))["config"]
 

@@ -33,6 +33,7 @@ from torch.nn import functional as F
 from macflow.checkpoints import (
     RECORD,
     data_fingerprint,
+    file_sha256,
     model_class_path,
     read_checkpoint,
     run_record,
@@ -140,7 +141,7 @@ class OneStepStudent(MACFlowModule):
             raise InputError(f"model.init_args.teacher_ckpt {path} was trained on data with dims {theirs}, but this "
                              f"data has {mine}: train a teacher on the same dataset")
         self.teacher = teacher.eval().requires_grad_(False)
-        self.teacher_record = {"path": str(path.resolve()),
+        self.teacher_record = {"path": str(path.resolve()), "sha256": file_sha256(path),
                                "data_fingerprint": run_record(checkpoint).get("data_fingerprint")}
         own = self._data_fingerprint()
         if own is not None and self.teacher_record["data_fingerprint"] not in (None, own):
@@ -156,7 +157,7 @@ class OneStepStudent(MACFlowModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Leave the teacher's weights out unless ``save_teacher`` (they live in ``teacher_ckpt``); record which
-        teacher (resolved path, data fingerprint) the student was distilled from."""
+        teacher (resolved path, file sha256, data fingerprint) the student was distilled from."""
         if not self.hparams.save_teacher:
             state = checkpoint["state_dict"]
             for key in [k for k in state if k.startswith("teacher.")]:
