@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from macflow.errors import InputError
-from macflow.transitions import TransitionData, atomic_write
+from macflow.transitions import TransitionData
 
 RECORD = "macflow"
 """Top-level checkpoint key of :func:`run_record`'s entries (``data_fingerprint``, ``config``, ``teacher``)."""
@@ -50,11 +51,28 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def save_atomically(checkpoint: dict[str, Any], path: Path) -> None:
-    """``torch.save(checkpoint)`` to ``path`` through a fsynced temporary file in its folder, then fsync the folder so
-    the rename survives a power loss."""
+    """``torch.save(checkpoint)`` to ``path`` through a fsynced temporary file in its folder (with the permissions a
+    plain write would give), renamed into place; then fsync the folder so the rename survives a power loss."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: torch.save(checkpoint, f))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+        with os.fdopen(fd, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     fsync_dir(path.parent)
+
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(folder: Path) -> None:

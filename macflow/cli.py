@@ -340,8 +340,8 @@ def main(args: list[str] | None = None, run: bool = True) -> MACFlowCLI:
     try:
         return MACFlowCLI(**CLI_KWARGS, save_config_kwargs={"overwrite": True}, args=args, run=run)
     except SIGTERMException:
-        print("macflow: stopped by SIGTERM (last.ckpt saved; resume with --ckpt_path <default_root_dir>/last.ckpt)",
-              file=sys.stderr)
+        print("macflow: stopped by SIGTERM (a fit saved last.ckpt first: resume it with --ckpt_path "
+              "<trainer.default_root_dir>/last.ckpt)", file=sys.stderr)
         raise SystemExit(EXIT_SIGTERM) from None
 
 

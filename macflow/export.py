@@ -33,7 +33,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from macflow.checkpoints import fsync_dir, read_checkpoint
+from macflow.checkpoints import current_umask, fsync_dir, read_checkpoint
 from macflow.errors import InputError
 from macflow.modules.normalization import ObservationNormalizer
 from macflow.modules.policies import SharedMLPPolicy, StudentPolicy
@@ -173,27 +173,29 @@ def export(ckpt: str | Path, fmt: Literal["onnx", "torchscript"], out: str | Pat
 
 
 def write_folder_atomically(out: Path, write: Callable[[Path], object]) -> None:
-    """Fill a temporary folder beside ``out`` through ``write(folder)``, fsync its files, then move it to ``out``
-    (replacing an earlier export only once the new one is complete): a failed export leaves no partial folder."""
+    """Fill a temporary folder beside ``out`` through ``write(folder)`` and fsync its files; then rename it to
+    ``out``, or, where ``out`` already exists, move each new file over its old one (``policy.json`` last), leaving
+    any other file there alone. A failed export leaves no partial folder or file, and an earlier export whole."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    old = None
     try:
         write(tmp)
-        for file in tmp.iterdir():
+        files = sorted(tmp.iterdir(), key=lambda f: f.name == "policy.json")
+        for file in files:
             with open(file, "rb") as f:
                 os.fsync(f.fileno())
-        fsync_dir(tmp)
-        if out.exists():
-            old = out.parent / f"{tmp.name}.old"
-            out.rename(old)
-        tmp.rename(out)
+        if out.is_dir():
+            for file in files:
+                os.replace(file, out / file.name)
+            fsync_dir(out)
+        else:
+            tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private; an export folder is as mkdir makes it
+            fsync_dir(tmp)
+            tmp.rename(out)
         fsync_dir(out.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-        if old is not None and old.exists():
-            shutil.rmtree(old) if out.exists() else old.rename(out)
 
 
 def main(argv: list[str] | None = None) -> None:

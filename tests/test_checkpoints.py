@@ -89,6 +89,13 @@ def test_a_failed_final_checkpoint_keeps_the_previous_one(teacher_run: Path, tmp
     assert [p.name for p in tmp_path.iterdir()] == ["final.ckpt"]
 
 
+def test_checkpoints_get_the_permissions_of_a_plain_write(teacher_run: Path):
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("last.ckpt", "final.ckpt"):
+        assert (teacher_run / name).stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+
+
 def test_every_cli_run_writes_through_the_atomic_checkpoint_io(teacher_run: Path):
     cli = run_cli(["--config", TEACHER, *quiet_trainer_args(teacher_run / "x")], run=False)
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -186,13 +187,19 @@ def test_a_failed_export_leaves_no_folder_and_keeps_an_earlier_export(untrained_
             export(ckpt, "torchscript", out)
     assert list(tmp_path.iterdir()) == [tmp_path / "s"]  # no empty, partial or temporary folder
     files = export(ckpt, "torchscript", out)
+    (out / "notes.txt").write_text("the user's own file")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert sorted(before) == ["agent_0.pt", "agent_1.pt", "policy.json"] and files[0].parent == out
+    assert sorted(before) == ["agent_0.pt", "agent_1.pt", "notes.txt", "policy.json"] and files[0].parent == out
     with monkeypatch.context() as m:
         m.setattr(export_module, "export_agent", fail)
         with pytest.raises(OSError):
             export(ckpt, "torchscript", out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before and sorted(tmp_path.iterdir()) == [out, tmp_path / "s"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir makes it, not mkdtemp's private 0700
+    export(ckpt, "torchscript", out)  # a re-export replaces its own files and keeps the user's
+    assert {p.name for p in out.iterdir()} == set(before) and (out / "notes.txt").read_text() == "the user's own file"
 
 
 def test_onnx_without_its_packages_names_the_extra(untrained_teacher, tmp_path, monkeypatch):
