@@ -36,6 +36,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from macflow.callbacks import FINAL, RunCheckpoints, RunRecord
 from macflow.checkpoints import AtomicCheckpointIO, model_class_path, read_checkpoint, run_record, short_class
 from macflow.errors import InputError
+from macflow.run_config import hashed_config
 
 LINKED_DIMS = ("n_agents", "obs_dim", "action_dim", "state_dim", "discrete")
 """Attributes every datamodule defines after ``__init__`` and every macflow model takes."""
@@ -93,8 +94,6 @@ class MACFlowCLI(LightningCLI):
         fill_placeholders(config, config.get("seed_everything"), getattr(model, "class_path", None))
         self._run_config = None
         if subcommand == "fit":
-            from macflow.experiments.provenance import hashed_config
-
             resolved = yaml.safe_load(self._parser(subcommand).dump(config, skip_none=False, skip_check=True))
             root = config.trainer.default_root_dir or "."
             self._run_config = hashed_config(resolved, root)
