@@ -74,19 +74,34 @@ def test_a_failed_save_keeps_the_previous_last_ckpt(teacher_run: Path, tmp_path:
     assert sorted(p.name for p in root.iterdir() if p.is_file()) == ["final.ckpt", "last.ckpt"]  # no temp left
 
 
+@pytest.mark.parametrize("saver", ["RunCheckpoints", "FinalCheckpoint"])
 def test_a_failed_final_checkpoint_keeps_the_previous_one(teacher_run: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch):
-    """FinalCheckpoint and RunCheckpoints' final.ckpt go through the same atomic CheckpointIO."""
-    target = tmp_path / "final.ckpt"
+                                                          monkeypatch: pytest.MonkeyPatch, saver: str):
+    """The checkpoint a completed fit writes (``final.ckpt`` of the checkpoint group, or a ``FinalCheckpoint``
+    path) goes through the same atomic CheckpointIO: a save that fails leaves the earlier file as it was."""
+    root = tmp_path / "run"
+    root.mkdir()
+    target = root / ("final.ckpt" if saver == "RunCheckpoints" else "teacher.ckpt")
     target.write_bytes((teacher_run / "final.ckpt").read_bytes())
+    extra = (["--checkpoint.every_n_train_steps=1000", f"--ckpt_path={target}"] if saver == "RunCheckpoints" else
+             ["--trainer.enable_checkpointing=false", "--trainer.callbacks=macflow.callbacks.FinalCheckpoint",
+              f"--trainer.callbacks.path={target}"])
     written: list[str] = []
-    monkeypatch.setattr(torch, "save", failing_save(written))
-    with pytest.raises(OSError):
-        AtomicCheckpointIO().save_checkpoint({"global_step": 99}, target)
+    real_save, fail = torch.save, failing_save(written)
+
+    def save(obj, f, *args, **kwargs):  # only the final checkpoint's write fails
+        name = os.readlink(f"/proc/self/fd/{f.fileno()}") if hasattr(f, "fileno") else str(f)
+        return (fail if Path(name).name.startswith(f".{target.name}.") else real_save)(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    args = ["fit", "--config", TEACHER, "--trainer.val_check_interval=100000", *quiet_trainer_args(root),
+            "--trainer.max_steps=3", *extra]
+    with pytest.raises(OSError, match="No space left"):
+        run_cli(args if saver == "FinalCheckpoint" else [*args, "--trainer.callbacks=null"])
     monkeypatch.undo()
-    assert len(written) == 1 and Path(written[0]).parent == tmp_path and Path(written[0]).name != "final.ckpt"
-    assert read_checkpoint(target, "--ckpt_path")["global_step"] == 2
-    assert [p.name for p in tmp_path.iterdir()] == ["final.ckpt"]
+    assert len(written) == 1 and Path(written[0]).parent == root
+    assert read_checkpoint(target, "--ckpt_path")["global_step"] == 2  # the earlier run's, whole
+    assert not [p for p in root.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_checkpoints_get_the_permissions_of_a_plain_write(teacher_run: Path):
