@@ -74,10 +74,10 @@ class FinalCheckpoint(Callback):
 
 
 class RunRecord(Callback):
-    """Record in every checkpoint (key :data:`~macflow.checkpoints.RECORD`) what the run was trained on: the
-    fingerprint of the datamodule's ``data`` and ``config``, the run's resolved config without the settings that do
-    not change results. A student compares the fingerprint with its teacher's; a fresh ``fit`` into a directory
-    compares the config with the run that wrote its checkpoints. The CLI adds it to every run."""
+    """Record in every checkpoint (key :data:`~macflow.checkpoints.RECORD`) what the run was trained on:
+    ``data_fingerprint`` of the datamodule's ``data``, and ``config``, the run's resolved config without the settings
+    that do not change results. A student compares the fingerprint with its teacher's; a fresh ``fit`` into a
+    directory compares the config with that of the run that wrote its checkpoints. The CLI adds it to every run."""
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         self.config = config
