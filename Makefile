@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(PY) -m macflow fit --config configs/teacher.yaml
 	$(PY) -m macflow fit --config configs/student.yaml
-	$(PY) -m macflow validate --config configs/student.yaml --ckpt_path runs/main/student/final.ckpt
+	$(PY) -m macflow validate --config configs/student.yaml --ckpt_path runs/main/student/seed0/final.ckpt
 
 test: setup
 	$(PY) -m pytest

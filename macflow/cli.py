@@ -8,7 +8,15 @@ on top of it, later ones winning key by key: a benchmark's base config, then a q
 
 Every run also gets the ``checkpoint`` group, a :class:`macflow.callbacks.RunCheckpoints`, so
 ``--trainer.default_root_dir=D`` alone makes ``D/last.ckpt`` (resumable) and ``D/final.ckpt`` (when fit completes);
-TensorBoard logs and the resolved ``config.yaml`` go to ``D/lightning_logs/version_<k>/``.
+TensorBoard logs and the resolved ``config.yaml`` go to ``D/lightning_logs/version_<k>/``. Checkpoints are written
+atomically (:class:`macflow.checkpoints.AtomicCheckpointIO`) and record the run's data fingerprint and config
+(:class:`macflow.callbacks.RunRecord`). ``{seed}`` in any config string (``trainer.default_root_dir``,
+``model.init_args.teacher_ckpt``) becomes the run's ``seed_everything``, so runs of different seeds keep apart and
+the student of seed k reads the teacher of seed k; ``{model}`` becomes the model's class name.
+
+A checkpoint that cannot be read, or that holds another model class than the config, and a fresh ``fit`` into a
+directory holding another config's checkpoints stop with an :class:`~macflow.errors.InputError`. SIGTERM during
+``fit`` writes ``last.ckpt`` and exits with status :data:`EXIT_SIGTERM`.
 """
 
 from __future__ import annotations
@@ -19,10 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from macflow.callbacks import FINAL, RunCheckpoints
+from macflow.callbacks import FINAL, RunCheckpoints, RunRecord
+from macflow.checkpoints import AtomicCheckpointIO, model_class_path, read_checkpoint, run_record, short_class
+from macflow.errors import InputError
+from macflow.run_config import hashed_config
 
 LINKED_DIMS = ("n_agents", "obs_dim", "action_dim", "state_dim", "discrete")
 """Attributes every datamodule defines after ``__init__`` and every macflow model takes."""
@@ -35,6 +49,12 @@ RENAMED_CONFIGS = {f"configs/mpe/{quality}_{stage}.yaml":
                    f"--config configs/mpe/{stage}.yaml --config configs/mpe/{quality}/{stage}.yaml"
                    for quality in ("expert", "medium", "medium-replay", "random") for stage in ("teacher", "student")}
 """Removed config paths (relative to the repository root) -> the ``--config`` flags that replace them."""
+
+EXIT_SIGTERM = 143
+"""Exit status of a ``fit`` stopped by SIGTERM (128 + 15, as a shell reports it), after ``last.ckpt`` is saved."""
+
+SEED, MODEL = "{seed}", "{model}"
+"""Placeholders in config strings for the run's ``seed_everything`` and its model's class name."""
 
 
 class MACFlowCLI(LightningCLI):
@@ -59,30 +79,152 @@ class MACFlowCLI(LightningCLI):
         config path, a checkpoint name that runs no longer write or a delta config without its base stops here with the
         fix named."""
         self._command_line = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
-        message = moved_path_message(self._command_line) or delta_message(self._command_line)
+        message = (moved_path_message(self._command_line) or delta_message(self._command_line)
+                   or misplaced_flag_message(self._command_line))
         if message:
             parser.error(message)
         super().parse_arguments(parser, args)
 
+    def before_instantiate_classes(self) -> None:
+        """Fill ``{seed}``, stop a fresh ``fit`` that would overwrite another run, and keep the run's hashed config
+        for :class:`RunRecord`."""
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        model = config.get("model")
+        fill_placeholders(config, config.get("seed_everything"), getattr(model, "class_path", None))
+        self._run_config = None
+        if subcommand == "fit":
+            resolved = yaml.safe_load(self._parser(subcommand).dump(config, skip_none=False, skip_check=True))
+            root = config.trainer.default_root_dir or "."
+            self._run_config = hashed_config(resolved, root)
+            if not config.get("ckpt_path"):
+                check_run_dir(Path(root), self._run_config)
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
-        """``--trainer.enable_checkpointing=false`` turns the ``checkpoint`` group off (Lightning refuses both)."""
+        """``--trainer.enable_checkpointing=false`` turns the ``checkpoint`` group off (Lightning refuses both).
+        Checkpoints are written by :class:`AtomicCheckpointIO` unless a ``CheckpointIO`` plugin is given, and
+        carry a :class:`RunRecord`."""
         if config.get("enable_checkpointing") is False:
             callbacks = [c for c in callbacks if not isinstance(c, RunCheckpoints)]
+        plugins = config.get("plugins")
+        plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            config["plugins"] = [*plugins, AtomicCheckpointIO()]
+        callbacks = [*callbacks, RunRecord(getattr(self, "_run_config", None))]
         return super()._instantiate_trainer(config, callbacks)
 
     def _parse_ckpt_path(self) -> None:
         """With ``--ckpt_path``, Lightning 2.6 rebuilds the model from the checkpoint's hyperparameters, over the
         config and the command line. Keep that (the network must match the weights), then put back the
         ``--model.init_args.*`` flags typed on the command line, so evaluation options (``eval_noise``,
-        ``flow_steps``) can change at ``validate``."""
-        super()._parse_ckpt_path()
+        ``flow_steps``) can change at ``validate``. An unreadable checkpoint, or one of another model class than
+        the config's, stops first."""
         subcommand = self.config.get("subcommand")
         if not (subcommand and self.config[subcommand].get("ckpt_path")):
-            return
+            return super()._parse_ckpt_path()
+        config = self.config[subcommand]
+        check_checkpoint_kind(Path(config.ckpt_path), config.get("model"))
+        super()._parse_ckpt_path()
         overrides = model_init_overrides(self._command_line)
         if overrides:
             model = {"class_path": self.config[subcommand].model.class_path, "init_args": overrides}
             self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+
+
+def check_checkpoint_kind(path: Path, model: Any) -> None:
+    """Stop when ``--ckpt_path`` cannot be read or holds another LightningModule class than the config's ``model``
+    (Lightning would otherwise rebuild the checkpoint's class and run it under this config)."""
+    if str(path) in ("last", "best", "hpc", "registry"):  # Lightning's own names, resolved by the Trainer
+        return
+    checkpoint = read_checkpoint(path, "--ckpt_path")
+    saved = model_class_path(checkpoint)
+    wanted = getattr(model, "class_path", None) if model is not None else None
+    if saved is None or wanted is None or saved == wanted or short_class(saved) == short_class(wanted):
+        return
+    configs = sorted(path.parent.glob("lightning_logs/version_*/config.yaml"))
+    fix = (f"--config {configs[-1]} (the config that wrote it)" if configs else
+           f"the config that trained the {short_class(saved)}")
+    raise InputError(f"--ckpt_path {path} holds a {short_class(saved)} checkpoint but the config's model is "
+                     f"{short_class(wanted)}: pass {fix}, or a {short_class(wanted)} checkpoint")
+
+
+def check_run_dir(root: Path, config: dict[str, Any]) -> None:
+    """Stop a fresh ``fit`` into ``root`` when its checkpoints were written by a run of another resolved config
+    (hashed as the experiment runner hashes it); the same config may write again, as it reproduces the run."""
+    for name in ("last.ckpt", FINAL):
+        path = root / name
+        if not path.is_file():
+            continue
+        try:
+            theirs = run_record(read_checkpoint(path, "trainer.default_root_dir file"))
+        except InputError:
+            raise InputError(f"trainer.default_root_dir {root} holds an unreadable {name}: delete it (or the folder) "
+                             "or pick another --trainer.default_root_dir") from None
+        if "config" not in theirs:
+            raise InputError(f"trainer.default_root_dir {root} holds {name} of an earlier run with no recorded "
+                             f"config: resume it with --ckpt_path {path}, pick another --trainer.default_root_dir, "
+                             "or delete the folder")
+        changed = config_changes(theirs["config"], config)
+        if changed:
+            raise InputError(f"trainer.default_root_dir {root} holds {name} of another run ({changed}): pick another "
+                             f"--trainer.default_root_dir, resume that run with --ckpt_path {path}, or delete the "
+                             "folder")
+        return
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], shown: int = 3) -> str:
+    """``key: old -> new`` for the first ``shown`` dotted keys that differ, and how many more."""
+    a, b = _flatten(old), _flatten(new)
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    text = ", ".join(f"{k}: {a.get(k)!r} there, {b.get(k)!r} here" for k in keys[:shown])
+    return text + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
+
+
+def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(config, dict):
+        return {prefix.rstrip("."): config}
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        out.update(_flatten(value, f"{prefix}{key}."))
+    return out
+
+
+def fill_placeholders(config: Any, seed: Any, model_class: str | None) -> None:
+    """Replace :data:`SEED` by ``seed`` and :data:`MODEL` by the model's class name in every string of ``config``
+    (a jsonargparse Namespace), in place."""
+    swaps = {}
+    if seed is not None and not isinstance(seed, bool):
+        swaps[SEED] = str(seed)
+    if model_class:
+        swaps[MODEL] = short_class(model_class)
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            for placeholder, text in swaps.items():
+                value = value.replace(placeholder, text)
+            return value
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, Namespace):
+            for key, item in vars(value).items():
+                setattr(value, key, fill(item))
+        return value
+
+    fill(config)
+
+
+def misplaced_flag_message(command_line: list[str]) -> str | None:
+    """The error for ``--trainer.callbacks.every_n_train_steps`` (jsonargparse gives it to the config's last
+    callback, e.g. a figure): the checkpoint interval is ``--checkpoint.every_n_train_steps``."""
+    for token in command_line:
+        if token.split("=")[0] in ("--trainer.callbacks.every_n_train_steps",
+                                   "--trainer.callbacks.init_args.every_n_train_steps"):
+            value = token.partition("=")[2] or "N"
+            return (f"{token.split('=')[0]} sets an option of the config's last callback, not the checkpoint "
+                    f"interval: use --checkpoint.every_n_train_steps={value}")
+    return None
 
 
 def model_init_overrides(command_line: list[str]) -> dict[str, Any]:
@@ -148,9 +290,15 @@ def moved_path_message(command_line: list[str]) -> str | None:
                 return f"{value} no longer exists: a quality is now a delta on the benchmark's base config, {new}"
     for value in _flag_values(command_line, "--ckpt_path"):
         path = Path(value)
-        if not path.exists() and path.name != FINAL and (path.parent / FINAL).is_file():
+        if path.exists():
+            continue
+        if path.name != FINAL and (path.parent / FINAL).is_file():
             return (f"{value} does not exist; a completed fit writes {path.parent / FINAL} "
                     f"(and a resumable last.ckpt): --ckpt_path {path.parent / FINAL}")
+        seeds = sorted(path.parent.glob(f"seed*/{path.name}"))
+        if seeds:
+            return (f"{value} does not exist; runs now write one folder per seed: "
+                    + " or ".join(f"--ckpt_path {p}" for p in seeds[:3]))
     return None
 
 
@@ -187,7 +335,13 @@ CLI_KWARGS: dict[str, Any] = dict(model_class=LightningModule, datamodule_class=
 
 
 def main(args: list[str] | None = None, run: bool = True) -> MACFlowCLI:
-    return MACFlowCLI(**CLI_KWARGS, save_config_kwargs={"overwrite": True}, args=args, run=run)
+    """Run the CLI; a ``fit`` stopped by SIGTERM (``last.ckpt`` saved) exits with status :data:`EXIT_SIGTERM`."""
+    try:
+        return MACFlowCLI(**CLI_KWARGS, save_config_kwargs={"overwrite": True}, args=args, run=run)
+    except SIGTERMException:
+        print("macflow: stopped by SIGTERM (a fit saved last.ckpt first: resume it with --ckpt_path "
+              "<trainer.default_root_dir>/last.ckpt)", file=sys.stderr)
+        raise SystemExit(EXIT_SIGTERM) from None
 
 
 class _Built(Exception):

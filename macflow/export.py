@@ -1,7 +1,7 @@
 """``python -m macflow export``: a trained student as per-agent policies that run without Lightning (or Python).
 
-    python -m macflow export --ckpt runs/coordination/student/final.ckpt --format onnx --out exported/
-    python -m macflow export --ckpt runs/coordination/student/final.ckpt --format torchscript
+    python -m macflow export --ckpt runs/coordination/student/seed0/final.ckpt --format onnx --out exported/
+    python -m macflow export --ckpt runs/coordination/student/seed0/final.ckpt --format torchscript
 
 Writes one file per agent, ``agent_<i>.onnx`` (ONNX opset 17, needs the optional ``onnx`` package; run it with
 ``onnxruntime``) or ``agent_<i>.pt`` (TorchScript, ``torch.jit.load``), plus ``policy.json`` describing the inputs.
@@ -21,14 +21,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
+import shutil
+import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from macflow.checkpoints import current_umask, fsync_dir, read_checkpoint
+from macflow.errors import InputError
 from macflow.modules.normalization import ObservationNormalizer
 from macflow.modules.policies import SharedMLPPolicy, StudentPolicy
 from macflow.modules.student import OneStepStudent
@@ -84,20 +90,26 @@ def load_student(ckpt: str | Path) -> OneStepStudent:
     """The student of a checkpoint (``OneStepStudent.load_from_checkpoint``, which needs no teacher), in eval mode."""
     path = Path(ckpt)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found: train a student first "
-                                "(python -m macflow fit --config configs/coordination/student.yaml)")
-    weights_only = True
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # hparams holding classes (a student built in Python): needs the full unpickler
-        weights_only = False
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        raise InputError(f"--ckpt {path} not found: train a student first "
+                         "(python -m macflow fit --config configs/coordination/student.yaml)")
+    checkpoint = read_checkpoint(path, "--ckpt")
     hparams = checkpoint.get("hyper_parameters", {})
     class_path = hparams.get("_class_path", "macflow.modules.student.OneStepStudent")
     if "teacher_ckpt" not in hparams or not class_path.endswith("OneStepStudent"):
-        raise ValueError(f"{path} is not a OneStepStudent checkpoint (class {class_path}); export works on students "
-                         "(python -m macflow fit --config configs/coordination/student.yaml writes one)")
+        raise InputError(f"--ckpt {path} is not a OneStepStudent checkpoint (class {class_path}): export works on "
+                         "students (python -m macflow fit --config configs/coordination/student.yaml writes one)")
+    weights_only = _loads_with_weights_only(path)
     return OneStepStudent.load_from_checkpoint(path, map_location="cpu", weights_only=weights_only).eval()
+
+
+def _loads_with_weights_only(path: Path) -> bool:
+    """Whether ``path`` loads with ``weights_only=True`` (hparams holding classes, a student built in Python, need
+    the full unpickler)."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        return False
+    return True
 
 
 def agent_policies(student: OneStepStudent) -> list[AgentPolicy]:
@@ -126,8 +138,9 @@ def export_agent(policy: AgentPolicy, student: OneStepStudent, path: Path, fmt: 
             return
         try:
             import onnx  # noqa: F401  (the legacy exporter needs it to write the model)
-        except ImportError as err:
-            raise ImportError("ONNX export needs the optional extra: pip install onnx onnxruntime") from err
+        except ImportError:
+            raise InputError("--format onnx needs the optional export extra (onnx, onnxruntime): "
+                             "pip install 'macflow[export]', or use --format torchscript") from None
         names = input_names(student)
         torch.onnx.export(policy, inputs, str(path), input_names=names, output_names=["action"],
                           dynamic_axes={n: {0: "batch"} for n in [*names, "action"]}, opset_version=17, dynamo=False)
@@ -139,24 +152,50 @@ def export(ckpt: str | Path, fmt: Literal["onnx", "torchscript"], out: str | Pat
         raise ValueError(f"format must be onnx or torchscript, got {fmt!r}")
     student = load_student(ckpt)
     out = Path(out) if out is not None else Path(ckpt).with_suffix("").parent / f"{Path(ckpt).stem}_{fmt}"
-    out.mkdir(parents=True, exist_ok=True)
     suffix = ".onnx" if fmt == "onnx" else ".pt"
-    files = []
-    for policy in agent_policies(student):
-        path = out / f"agent_{policy.agent}{suffix}"
-        export_agent(policy, student, path, fmt)
-        files.append(path)
+    names = [f"agent_{policy.agent}{suffix}" for policy in agent_policies(student)]
     manifest = {
         "format": fmt, "checkpoint": str(ckpt), "n_agents": student.n_agents, "obs_dim": student.obs_dim,
         "action_dim": student.action_dim, "noise_dim": student.noise_dim, "noise": student.hparams.noise,
-        "discrete": student.discrete, "inputs": input_names(student), "output": "action",
-        "files": [p.name for p in files],
+        "discrete": student.discrete, "inputs": input_names(student), "output": "action", "files": names,
         "usage": ("agent i: action_i = policy_i(obs_i, z_i" + (", legal_i)" if student.discrete else ")")
                   + ("; z ~ N(0, I) of size n_agents * action_dim, the SAME draw for every agent (shared seed)"
                      if student.hparams.noise == "shared" else "; z_i ~ N(0, I) of size action_dim, per agent")),
     }
-    (out / "policy.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return files
+
+    def write(folder: Path) -> None:
+        for policy, name in zip(agent_policies(student), names):
+            export_agent(policy, student, folder / name, fmt)
+        (folder / "policy.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+    write_folder_atomically(out, write)
+    return [out / name for name in names]
+
+
+def write_folder_atomically(out: Path, write: Callable[[Path], object]) -> None:
+    """Fill a temporary folder beside ``out`` through ``write(folder)`` and fsync its files; then rename it to
+    ``out``, or, where ``out`` already exists, move each new file over its old one (``policy.json`` last), leaving
+    any other file there alone. A failed export leaves no partial folder or file, and an earlier export whole."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        write(tmp)
+        files = sorted(tmp.iterdir(), key=lambda f: f.name == "policy.json")
+        for file in files:
+            with open(file, "rb") as f:
+                os.fsync(f.fileno())
+        if out.is_dir():
+            for file in files:
+                os.replace(file, out / file.name)
+            fsync_dir(out)
+        else:
+            tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private; an export folder is as mkdir makes it
+            fsync_dir(tmp)
+            tmp.rename(out)
+        fsync_dir(out.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -59,7 +59,7 @@ def test_trainer_configs_stack_on_a_run():
     ddp = resolve_config(run + config_args(["trainer/ddp_cpu.yaml"]))["trainer"]
     assert (ddp["accelerator"], ddp["devices"], ddp["strategy"]) == ("cpu", 2, "ddp")
     debug = resolve_config(run + config_args(["trainer/debug.yaml"]))
-    assert debug["trainer"]["max_steps"] <= 20 and debug["trainer"]["default_root_dir"] == "runs/debug"
+    assert debug["trainer"]["max_steps"] <= 20 and debug["trainer"]["default_root_dir"] == "runs/debug/{model}"
     assert debug["checkpoint"]["every_n_train_steps"] <= debug["trainer"]["max_steps"]
 
 
@@ -76,6 +76,8 @@ FLAT = yaml.safe_load((REPO / "tests/fixtures/flat_configs.yaml").read_text())
 """The shipped configs when every file was flat: the tables' runs were made with them."""
 MOVED_ROOTS = {"configs/teacher.yaml": "runs/main/teacher", "configs/student.yaml": "runs/main/student"}
 """Run directories that changed: the main job no longer shares the table's expert directories."""
+SEED_DIR = "seed{seed}"
+"""Every shipped run directory ends in a folder per seed, filled in by the CLI from ``seed_everything``."""
 
 
 def stack_of(flat_name: str) -> list[str]:
@@ -86,7 +88,7 @@ def stack_of(flat_name: str) -> list[str]:
 
 
 def new_root(flat_name: str) -> str:
-    return MOVED_ROOTS.get(flat_name, FLAT[flat_name]["trainer"]["default_root_dir"])
+    return f"{MOVED_ROOTS.get(flat_name, FLAT[flat_name]['trainer']['default_root_dir'])}/{SEED_DIR}"
 
 
 def resolved_flat(flat_name: str, tmp_path: Path) -> dict:
@@ -109,7 +111,8 @@ def test_the_fixture_holds_every_flat_config_and_each_maps_to_a_shipped_stack():
 @pytest.mark.parametrize("flat_name", sorted(FLAT))
 def test_config_stack_resolves_to_the_flat_config(flat_name: str, tmp_path: Path):
     """Base + delta = the flat file, but for the intended changes: the FinalCheckpoint + ModelCheckpoint callbacks
-    are the checkpoint group now (same interval, same directory), and a student reads its teacher's final.ckpt."""
+    are the checkpoint group now (same interval, the directory of its seed), and a student reads its teacher's
+    final.ckpt of the same seed."""
     expected = resolved_flat(flat_name, tmp_path)
     trainer = expected["trainer"]
     (saver,) = [c for c in trainer["callbacks"] if c["class_path"].endswith("ModelCheckpoint")]
@@ -188,6 +191,10 @@ def test_a_checkpoint_name_runs_no_longer_write_names_final_ckpt(tmp_path: Path)
     message = moved_path_message(["validate", "--ckpt_path", str(tmp_path / "student.ckpt")])
     assert f"--ckpt_path {tmp_path / 'final.ckpt'}" in message
     assert moved_path_message(["validate", f"--ckpt_path={tmp_path / 'final.ckpt'}"]) is None
+    (tmp_path / "run/seed3").mkdir(parents=True)
+    (tmp_path / "run/seed3/final.ckpt").write_bytes(b"")
+    assert moved_path_message(["validate", f"--ckpt_path={tmp_path / 'run/final.ckpt'}"]).endswith(
+        f"one folder per seed: --ckpt_path {tmp_path / 'run/seed3/final.ckpt'}")
 
 
 def test_runs_with_different_roots_keep_their_own_files(tmp_path: Path):

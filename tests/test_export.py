@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import torch
 from conftest import CONFIGS, coordination_callbacks, quiet_trainer_args, run_cli, save_checkpoint
 from torch import nn
 
+from macflow.errors import InputError
 from macflow.export import AgentPolicy, export, load_student
 from macflow.export import main as export_main
 from macflow.modules import EntityAttentionPolicy, OneStepStudent, SharedMLPPolicy, StudentPolicy
@@ -107,11 +110,11 @@ def test_agent_policy_slices_any_student_actor_exactly():
 
 
 def test_export_errors_name_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match="train a student first"):
+    with pytest.raises(InputError, match="missing.ckpt not found: train a student first"):
         load_student(tmp_path / "missing.ckpt")
     torch.save({"hyper_parameters": {"_class_path": "macflow.modules.teacher.FlowTeacher"}, "state_dict": {}},
                tmp_path / "teacher.ckpt")
-    with pytest.raises(ValueError, match="not a OneStepStudent checkpoint"):
+    with pytest.raises(InputError, match="not a OneStepStudent checkpoint"):
         load_student(tmp_path / "teacher.ckpt")
 
 
@@ -158,5 +161,50 @@ def test_student_checkpoint_validates_loads_exports_and_acts_without_its_teacher
     assert len(after[2]) == 2 * len(formats) and all(torch.equal(a, b) for a, b in zip(after[2], before[2]))
     for i, got in enumerate(after[2]):  # the exported agents act like the module
         torch.testing.assert_close(got, after[1][:, i % 2], atol=1e-5, rtol=1e-5)
-    with pytest.raises(FileNotFoundError, match="fitting a student needs it"):  # resuming a fit needs the teacher
+    with pytest.raises(InputError, match="fitting a student needs it"):  # resuming a fit needs the teacher
         run_cli(["fit", *_student_args(teacher, root, "--trainer.max_steps=4", f"--ckpt_path={root / 'last.ckpt'}")])
+
+
+def test_a_damaged_student_checkpoint_is_an_input_error(tmp_path):
+    path = tmp_path / "final.ckpt"
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match=f"--ckpt {path} is empty: use another checkpoint of the run"):
+        load_student(path)
+
+
+def test_a_failed_export_leaves_no_folder_and_keeps_an_earlier_export(untrained_teacher, tmp_path, monkeypatch):
+    run_cli(["fit", *_student_args(untrained_teacher, tmp_path / "s", "--trainer.max_steps=1")])
+    ckpt, out = tmp_path / "s/student.ckpt", tmp_path / "exported"
+    import macflow.export as export_module
+
+    def fail(policy, student, path, fmt):
+        path.write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(export_module, "export_agent", fail)
+        with pytest.raises(OSError):
+            export(ckpt, "torchscript", out)
+    assert list(tmp_path.iterdir()) == [tmp_path / "s"]  # no empty, partial or temporary folder
+    files = export(ckpt, "torchscript", out)
+    (out / "notes.txt").write_text("the user's own file")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["agent_0.pt", "agent_1.pt", "notes.txt", "policy.json"] and files[0].parent == out
+    with monkeypatch.context() as m:
+        m.setattr(export_module, "export_agent", fail)
+        with pytest.raises(OSError):
+            export(ckpt, "torchscript", out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and sorted(tmp_path.iterdir()) == [out, tmp_path / "s"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir makes it, not mkdtemp's private 0700
+    export(ckpt, "torchscript", out)  # a re-export replaces its own files and keeps the user's
+    assert {p.name for p in out.iterdir()} == set(before) and (out / "notes.txt").read_text() == "the user's own file"
+
+
+def test_onnx_without_its_packages_names_the_extra(untrained_teacher, tmp_path, monkeypatch):
+    run_cli(["fit", *_student_args(untrained_teacher, tmp_path / "s", "--trainer.max_steps=1")])
+    monkeypatch.setitem(sys.modules, "onnx", None)  # what Python does when onnx is not installed
+    with pytest.raises(InputError, match=r"--format onnx needs .*pip install 'macflow\[export\]'"):
+        export(tmp_path / "s/student.ckpt", "onnx", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -186,7 +186,7 @@ def test_discrete_student_keeps_legal_actions_and_its_expected_q_term_has_a_grad
 def test_missing_teacher_checkpoint_gives_a_clear_error_when_fitting(tmp_path):
     student = OneStepStudent(teacher_ckpt=str(tmp_path / "nope.ckpt"), n_agents=2, obs_dim=3, action_dim=2)
     student.setup("validate")  # only fitting reads the teacher
-    with pytest.raises(FileNotFoundError, match="train the teacher first.*model.init_args.teacher_ckpt"):
+    with pytest.raises(InputError, match="teacher_ckpt .*nope.ckpt not found.*train the teacher first"):
         student.setup("fit")
 
 

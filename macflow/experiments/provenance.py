@@ -14,21 +14,9 @@ from typing import Any
 import torch
 import yaml
 
-IGNORED_KEYS = (
-    "trainer.enable_progress_bar",  # display only
-    "trainer.enable_model_summary",
-    "trainer.default_root_dir",  # the run directory itself (derived from the hash)
-    "trainer.logger",  # where logs go, not what is trained
-    "data.init_args.cache_dir",  # where generated data is cached (its content is fixed by the data args)
-    "data.init_args.progress",
-    "ckpt_path",
-    "config",
-)
-"""Resolved-config keys (dotted) that do not change a run's results; the config hash leaves them out."""
+from macflow.run_config import IGNORED_KEYS, RUN_DIR, hashed_config
 
-RUN_DIR = "<run_dir>"
-"""Stands for the run directory in the hashed config (callback paths derive from it)."""
-
+__all__ = ["IGNORED_KEYS", "RUN_DIR", "config_hash", "device_info", "git_commit", "hashed_config", "parse_config"]
 
 def parse_config(args: list[str]) -> dict[str, Any]:
     """The resolved config of ``python -m macflow fit <args>`` (``args`` without the subcommand) as a plain dict,
@@ -49,38 +37,6 @@ def parse_config(args: list[str]) -> dict[str, Any]:
     finally:
         sys.argv = old
     return yaml.safe_load(cli.parser.dump(cli.config, skip_none=False, skip_check=True))
-
-
-def hashed_config(config: dict[str, Any], run_dir: str | Path, replace: dict[str, str] | None = None
-                  ) -> dict[str, Any]:
-    """``config`` without :data:`IGNORED_KEYS`, the run directory written as :data:`RUN_DIR`, and every string in
-    ``replace`` (e.g. a teacher checkpoint path -> its run's hash) swapped for its stand-in."""
-    config = json.loads(json.dumps(config))
-    for dotted in IGNORED_KEYS:
-        *parents, leaf = dotted.split(".")
-        node = config
-        for name in parents:
-            node = node.get(name) if isinstance(node, dict) else None
-            if node is None:
-                break
-        if isinstance(node, dict):
-            node.pop(leaf, None)
-    swaps = dict(replace or {})
-    root = str(run_dir)
-
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        if isinstance(value, str):
-            if value in swaps:
-                return swaps[value]
-            if value == root or value.startswith(root + os.sep):
-                return RUN_DIR + value[len(root):]
-        return value
-
-    return walk(config)
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -20,14 +20,26 @@ its Q term is the expected Q under the legal softmax (differentiable, unlike the
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.nn import functional as F
 
+from macflow.checkpoints import (
+    RECORD,
+    data_fingerprint,
+    file_sha256,
+    model_class_path,
+    read_checkpoint,
+    run_record,
+    short_class,
+)
+from macflow.errors import InputError
 from macflow.modules.base import MACFlowModule, masked_argmax_one_hot, with_lr_schedule
 from macflow.modules.critics import AgentCritic, EnsembleCritic
 from macflow.modules.mixed_critic import MixedCritic, aggregate_ensemble, remap_legacy_keys
@@ -96,6 +108,7 @@ class OneStepStudent(MACFlowModule):
         self.q = MixedCritic(critic, mixer, n_agents, obs_dim, action_dim, state_dim)
         self.obs_normalizer = self.obs_normalizer_for(normalize_obs)
         self.teacher: FlowTeacher | None = None  # loaded by setup("fit"), the only stage that reads it
+        self.teacher_record: dict[str, Any] | None = None  # which teacher, written into the student's checkpoints
 
     # ---------------------------------------------------------------------------------- teacher
     def setup(self, stage: str) -> None:
@@ -105,29 +118,52 @@ class OneStepStudent(MACFlowModule):
             self.load_teacher()
 
     def load_teacher(self) -> None:
-        """Load ``teacher_ckpt`` frozen into ``self.teacher`` (once), checking it was trained on the same dims."""
+        """Load ``teacher_ckpt`` frozen into ``self.teacher`` (once), checking it is a :class:`FlowTeacher` trained on
+        the same dims; a teacher trained on other data (another data fingerprint) gets a one-line warning."""
         if self.teacher is not None:
             return
         path = Path(self.hparams.teacher_ckpt)
         if not path.is_file():
-            raise FileNotFoundError(
-                f"teacher checkpoint {path} not found, and fitting a student needs it: train the teacher first "
-                "(python -m macflow fit --config configs/teacher.yaml) or set model.init_args.teacher_ckpt to its "
-                "checkpoint")
+            raise InputError(
+                f"model.init_args.teacher_ckpt {path} not found, and fitting a student needs it: train the teacher "
+                "first (python -m macflow fit --config configs/teacher.yaml) or set model.init_args.teacher_ckpt to "
+                "its final.ckpt")
+        checkpoint = read_checkpoint(path, "model.init_args.teacher_ckpt")
+        kind = model_class_path(checkpoint) or ("OneStepStudent" if "teacher_ckpt" in checkpoint.get(
+            "hyper_parameters", {}) else None)
+        if kind is not None and not _is_flow_teacher(kind):
+            raise InputError(f"model.init_args.teacher_ckpt {path} is a {short_class(kind)} checkpoint, not a "
+                             "FlowTeacher: point it at the teacher run's final.ckpt")
         teacher = FlowTeacher.load_from_checkpoint(path, map_location="cpu")
         mine = {k: self.hparams[k] for k in ("n_agents", "obs_dim", "action_dim", "discrete")}
         theirs = {k: teacher.hparams[k] for k in mine}
         if mine != theirs:
-            raise ValueError(f"teacher {path} was trained on data with dims {theirs}, but this data has {mine}; "
-                             "train a teacher on the same dataset")
+            raise InputError(f"model.init_args.teacher_ckpt {path} was trained on data with dims {theirs}, but this "
+                             f"data has {mine}: train a teacher on the same dataset")
         self.teacher = teacher.eval().requires_grad_(False)
+        self.teacher_record = {"path": str(path.resolve()), "sha256": file_sha256(path),
+                               "data_fingerprint": run_record(checkpoint).get("data_fingerprint")}
+        own = self._data_fingerprint()
+        if own is not None and self.teacher_record["data_fingerprint"] not in (None, own):
+            rank_zero_warn(f"teacher {path} was trained on other data than this student (data fingerprint "
+                           f"{self.teacher_record['data_fingerprint'][:12]} vs {own[:12]}): train the teacher on "
+                           "this dataset, or ignore this if the change is intended", category=UserWarning)
+
+    def _data_fingerprint(self) -> str | None:
+        """Fingerprint of the attached trainer's datamodule data (``None`` outside a fit with a datamodule)."""
+        trainer = self._trainer
+        data = getattr(getattr(trainer, "datamodule", None), "data", None) if trainer is not None else None
+        return data_fingerprint(data) if data is not None and hasattr(data, "tensors") else None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Leave the teacher's weights out unless ``save_teacher`` (they live in ``teacher_ckpt``)."""
+        """Leave the teacher's weights out unless ``save_teacher`` (they live in ``teacher_ckpt``); record which
+        teacher (resolved path, file sha256, data fingerprint) the student was distilled from."""
         if not self.hparams.save_teacher:
             state = checkpoint["state_dict"]
             for key in [k for k in state if k.startswith("teacher.")]:
                 del state[key]
+        if self.teacher_record is not None:
+            checkpoint.setdefault(RECORD, {})["teacher"] = self.teacher_record
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Make the saved state dict match this module's, so loading stays strict.
@@ -144,6 +180,8 @@ class OneStepStudent(MACFlowModule):
         elif self.teacher is None and has_teacher:
             for key in [k for k in state if k.startswith("teacher.")]:
                 del state[key]
+
+
 
     # ------------------------------------------------------------------------------------ noise
     def draw_noise(self, batch_size: int, device: torch.device, generator: torch.Generator | None = None
@@ -237,3 +275,15 @@ class OneStepStudent(MACFlowModule):
             {"params": self.q.online.parameters(), "lr": self.hparams.critic_lr},
         ])
         return with_lr_schedule(self, optimizer, self.hparams.lr_schedule)
+
+
+def _is_flow_teacher(class_path: str) -> bool:
+    """Whether ``class_path`` names :class:`FlowTeacher` or an importable subclass of it."""
+    if short_class(class_path) == "FlowTeacher":
+        return True
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    return isinstance(cls, type) and issubclass(cls, FlowTeacher)
