@@ -111,6 +111,24 @@ def test_datamodule_option_is_checked_and_applied_in_setup():
     assert dm.data.n_transitions == 200 and dm.bad_transitions == "error"
 
 
+def test_the_default_option_keeps_the_committed_run_hashes():
+    """bad_transitions is new: at its default the run hash (run directory, records, the CLI's resume guard) is
+    the one the committed records have; another value is a different run."""
+    import json
+
+    from macflow.experiments.grid import load_grid
+    from macflow.experiments.runner import Runner
+    from macflow.run_config import hashed_config
+
+    record = json.loads((REPO / "docs/records/mpe/teacher/expert/seed0.json").read_text())
+    planned = Runner(load_grid(REPO / "configs/experiments/mpe.yaml"), dry_run=True).plan("teacher", "expert", 0)
+    assert planned.config_hash == record["config_hash"]
+    config = {"data": {"init_args": {"bad_transitions": "drop", "batch_size": 8}}}
+    assert hashed_config(config, "/r") == config
+    config["data"]["init_args"]["bad_transitions"] = "error"
+    assert hashed_config(config, "/r") == {"data": {"init_args": {"batch_size": 8}}}
+
+
 def _macflow(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "macflow", *args], cwd=cwd, env=env, capture_output=True,
