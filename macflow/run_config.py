@@ -20,24 +20,36 @@ IGNORED_KEYS = (
 )
 """Resolved-config keys (dotted) that do not change a run's results; the config hash leaves them out."""
 
+DEFAULTS_LEFT_OUT = {"data.init_args.bad_transitions": "error"}
+"""Options added after runs were recorded, left out of the hash at the value those runs had, so their run
+directories and records keep their hash; any other value is hashed."""
+
 RUN_DIR = "<run_dir>"
 """Stands for the run directory in the hashed config (callback paths derive from it)."""
 
 
+def _pop(config: dict[str, Any], dotted: str, only_if: Any = None) -> None:
+    """Remove the dotted key from ``config`` (only when its value is ``only_if``, if that is given)."""
+    *parents, leaf = dotted.split(".")
+    node: Any = config
+    for name in parents:
+        node = node.get(name) if isinstance(node, dict) else None
+        if node is None:
+            return
+    if isinstance(node, dict) and leaf in node and (only_if is None or node[leaf] == only_if):
+        del node[leaf]
+
+
 def hashed_config(config: dict[str, Any], run_dir: str | Path, replace: dict[str, str] | None = None
                   ) -> dict[str, Any]:
-    """``config`` without :data:`IGNORED_KEYS`, the run directory written as :data:`RUN_DIR`, and every string in
-    ``replace`` (e.g. a teacher checkpoint path -> its run's hash) swapped for its stand-in."""
+    """``config`` without :data:`IGNORED_KEYS` (nor :data:`DEFAULTS_LEFT_OUT` at their defaults), the run directory
+    written as :data:`RUN_DIR`, and every string in ``replace`` (e.g. a teacher checkpoint path -> its run's hash)
+    swapped for its stand-in."""
     config = json.loads(json.dumps(config))
     for dotted in IGNORED_KEYS:
-        *parents, leaf = dotted.split(".")
-        node = config
-        for name in parents:
-            node = node.get(name) if isinstance(node, dict) else None
-            if node is None:
-                break
-        if isinstance(node, dict):
-            node.pop(leaf, None)
+        _pop(config, dotted)
+    for dotted, default in DEFAULTS_LEFT_OUT.items():
+        _pop(config, dotted, only_if=default)
     swaps = dict(replace or {})
     root = str(run_dir)
 

@@ -7,14 +7,23 @@ not terminal and bootstraps from the recorded final observation.
 
 Batches are ``dict[str, Tensor]`` with keys ``obs [B,N,O]``, ``actions [B,N,A]``, ``rewards [B]``, ``dones [B]``,
 ``next_obs [B,N,O]`` and, when present, ``state``/``next_state [B,S]`` and ``legal``/``next_legal [B,N,A]``.
+
+Construction checks structure only; values (NaN/inf, action bounds) are screened where data enters
+(:func:`macflow.datamodules.screening.screen_transitions`), so a reader can drop or clip bad rows on request.
+:meth:`TransitionData.save` records the sha256 of every file it writes in the manifest, and
+:func:`saved_dataset_problem` checks a saved dataset against it, so a corrupt cache is found before it is read.
 """
 
 from __future__ import annotations
 
+import errno
+import glob
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +31,8 @@ from typing import BinaryIO
 import numpy as np
 import torch
 from torch import Tensor
+
+from macflow.errors import InputError
 
 
 @dataclass
@@ -50,8 +61,6 @@ class TransitionData:
                 raise ValueError(f"TransitionData.{name} must have {m} rows (one per observation), got {x.shape[0]}")
         if t and int(torch.maximum(self.obs_index.max(), self.next_obs_index.max())) >= m:
             raise ValueError("TransitionData index points past the observation table")
-        if not (_all_finite(self.observations) and _all_finite(self.actions)):
-            raise ValueError("TransitionData contains NaN or inf in observations or actions; clean the data first")
 
     # ----------------------------------------------------------------------------------------------- dims
     @property
@@ -189,14 +198,20 @@ class TransitionData:
         )
 
     # ------------------------------------------------------------------------------------------------ I/O
-    def save(self, path: str | Path, manifest: Mapping | None = None) -> None:
-        """Write an ``.npz`` (plus ``<path>.json`` manifest) atomically: a crash never leaves a complete-looking file."""
+    def save(self, path: str | Path, manifest: Mapping | None = None, side_files: Sequence[Path] = ()) -> None:
+        """Write an ``.npz`` and then its ``<path>.json`` manifest, each atomically.
+
+        The manifest records ``sha256`` of the ``.npz`` and of ``side_files`` (written before, e.g. the
+        ``.modes.npy``), so :func:`saved_dataset_problem` can tell a complete dataset from a corrupt or
+        half-replaced one. Written last, the manifest is what makes the dataset complete."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {k: v.cpu().numpy() for k, v in self.tensors().items()}
-        if manifest is not None:
-            atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(manifest, indent=2).encode()))
         atomic_write(path, lambda f: np.savez(f, **arrays))
+        if manifest is not None:
+            checksums = {p.name: file_sha256(p) for p in (*map(Path, side_files), path)}
+            text = json.dumps({**manifest, "sha256": checksums}, indent=2)
+            atomic_write(path.with_suffix(".json"), lambda f: f.write(text.encode()))
 
     @staticmethod
     def load_manifest(path: str | Path) -> dict:
@@ -205,28 +220,133 @@ class TransitionData:
 
     @staticmethod
     def load(path: str | Path) -> TransitionData:
+        """Read a dataset written by :meth:`save`; an unreadable file raises :class:`InputError` naming it."""
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"dataset file {path} not found; run the datamodule's prepare_data() to make it")
-        with np.load(path) as z:
-            return TransitionData(**{k: torch.from_numpy(z[k]) for k in z.files})
+            raise MissingDataFile(f"dataset file {path} not found; run the datamodule's prepare_data() to make it")
+        try:
+            z = np.load(path)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError("a single array, not an .npz archive")
+            with z:
+                arrays = {k: torch.from_numpy(z[k]) for k in z.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise InputError(f"{path}: not a readable dataset file ({_short(err)}); delete it and run again to "
+                             "regenerate it") from None
+        try:
+            return TransitionData(**arrays)
+        except (TypeError, ValueError) as err:
+            raise InputError(f"{path}: not a macflow dataset ({_short(err)}); delete it and run again to "
+                             "regenerate it") from None
 
 
-def _all_finite(x: Tensor, rows: int = 65536) -> bool:
-    """``isfinite(x).all()`` in row chunks, so checking a large table needs no full-size temporary."""
-    return all(bool(torch.isfinite(chunk).all()) for chunk in x.split(rows))
+class MissingDataFile(InputError, FileNotFoundError):
+    """A data file or folder the user named, or a cache a step before should have made, does not exist."""
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of the bytes of ``path``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def saved_dataset_problem(path: str | Path) -> str | None:
+    """Why the dataset saved at ``path`` cannot be used (missing, manifest unreadable, checksum mismatch, corrupt
+    zip), or ``None`` when it is complete.
+
+    Manifests without ``sha256`` (caches written before checksums) are accepted when the ``.npz`` passes its zip
+    CRC check and the side files load, so existing caches stay valid without regenerating them."""
+    path = Path(path)
+    manifest_path = path.with_suffix(".json")
+    if not path.exists():
+        return "the dataset file is missing"
+    if not manifest_path.exists():
+        return f"its manifest {manifest_path.name} is missing (an interrupted write)"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return f"its manifest {manifest_path.name} is not valid JSON (truncated?)"
+    if not isinstance(manifest, dict):
+        return f"its manifest {manifest_path.name} is not a JSON object"
+    checksums = manifest.get("sha256")
+    if isinstance(checksums, dict):
+        for name, expected in checksums.items():
+            file = path.parent / name
+            if not file.exists():
+                return f"{name} named in its manifest is missing"
+            if file_sha256(file) != expected:
+                return f"the sha256 of {name} does not match its manifest (a corrupt or partly replaced file)"
+        return None
+    try:
+        with zipfile.ZipFile(path) as z:
+            broken = z.testzip()
+        if broken is not None:
+            return f"member {broken} fails its CRC check"
+        modes = path.with_suffix(".modes.npy")
+        if modes.exists():
+            np.load(modes)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        return f"not readable ({_short(err)})"
+    return None
+
+
+def _short(err: BaseException, limit: int = 120) -> str:
+    """The first line of an error message, at most ``limit`` characters (library errors can be pages long)."""
+    lines = str(err).strip().splitlines()
+    text = f"{type(err).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _file_mode() -> int:
+    """Permissions of a new regular file under the process umask (0644 for the usual 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write ``path`` through ``write(file)`` into a temporary file in the same folder, then rename it into place,
-    so a reader never sees a partial file."""
+    """Write ``path`` through ``write(file)`` into a temporary file in the same folder, fsync it, then rename it
+    into place, so a reader never sees a partial file.
+
+    The file gets the umask's normal permissions (not ``mkstemp``'s 0600); temporary files left beside ``path``
+    by an earlier, killed write of it (``.<name>.*.tmp``) are removed. A full disk (or file-size limit) raises
+    :class:`InputError` naming ``path``; the previous file, if any, is left as it was."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            if str(stale) != tmp:
+                stale.unlink(missing_ok=True)
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _file_mode())
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        kept = "the previous file is kept" if path.exists() else "nothing was written"
+        raise InputError(f"cannot write {path}: {os.strerror(err.errno)}; free space under {path.parent} and "
+                         f"run again ({kept})") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

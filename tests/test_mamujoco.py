@@ -15,7 +15,7 @@ pytest.importorskip("gymnasium_robotics")
 from conftest import quiet_trainer_args, run_cli  # noqa: E402
 
 from macflow.datagen.mamujoco import BUDGETS, select  # noqa: E402
-from macflow.datamodules import MaMuJoCoDataModule  # noqa: E402
+from macflow.datamodules import MaMuJoCoDataModule, TransitionData  # noqa: E402
 from macflow.envs import rollout  # noqa: E402
 from macflow.envs.mamujoco import (  # noqa: E402
     SCENARIOS,
@@ -183,6 +183,27 @@ def test_cached_data_made_under_another_budget_definition_is_made_again(tmp_path
     manifest_path.write_text(json.dumps(manifest))
     dm.prepare_data()
     assert json.loads(manifest_path.read_text())["budget"] == BUDGETS["tiny"].as_dict()
+
+
+def test_damaged_dataset_and_behaviour_caches_are_made_again_with_a_warning(tmp_path):
+    dm = _tiny(tmp_path, scenario="Hopper", quality="random", n_episodes=2)
+    dm.prepare_data()
+    path = dm.dataset_path()
+    original, before = path.read_bytes(), TransitionData.load(path)
+    (ars,) = path.parent.glob("ars_*.json")
+    trained = ars.read_text()
+    ars.write_text(trained[: len(trained) // 2])  # killed mid-write by an older version without atomic writes
+    path.write_bytes(original[:-100])
+    with pytest.warns(UserWarning) as caught:
+        dm.prepare_data()
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith(f"{path}: the sha256 of {path.name} does not match") and m.endswith("regenerating it")
+               for m in messages), messages
+    assert any(m.startswith(f"{ars}: not valid JSON") for m in messages), messages
+    after = TransitionData.load(path)  # the same data (the caches also record wall-clock timings)
+    assert all(torch.equal(v, after.tensors()[k]) for k, v in before.tensors().items())
+    untimed = lambda text: [{k: v for k, v in c.items() if k != "seconds"} for c in json.loads(text)["ars"]]  # noqa: E731
+    assert untimed(ars.read_text()) == untimed(trained)
 
 
 def test_budget_keys_ignore_unset_ars_settings():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from macflow.datagen.mpe import MEDIUM_SIGMA, episode_seed, generate
 from macflow.datagen.mpe_policies import ExpertPolicy, assignments
 from macflow.datamodules import MPEDataModule
 from macflow.envs.mpe import MPESpreadEnv, SpreadEpisode, omar_rewards, to_mpe2_action
+from macflow.errors import InputError
 from macflow.evaluation import eval_seeds, evaluate
 
 
@@ -160,6 +162,74 @@ def test_interrupted_generation_leaves_no_complete_looking_file(tmp_path, monkey
     dm.prepare_data()  # the next run regenerates it completely
     dm.setup()
     assert dm.data.n_transitions == 150
+
+
+def test_manifest_records_the_checksums_of_the_cached_files(tmp_path):
+    dm = _datamodule(tmp_path)
+    umask = os.umask(0o022)
+    try:
+        dm.prepare_data()
+    finally:
+        os.umask(umask)
+    path = dm.dataset_path()
+    assert dm.manifest()["sha256"] == {path.name: _sha(path), path.with_suffix(".modes.npy").name:
+                                       _sha(path.with_suffix(".modes.npy"))}
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in path.parent.iterdir())  # not mkstemp's 0600
+
+
+@pytest.mark.parametrize("damage", ["truncate_npz", "flip_byte", "truncate_modes", "truncate_manifest",
+                                    "delete_manifest"])
+def test_a_damaged_cache_is_regenerated_with_a_warning(tmp_path, damage):
+    dm = _datamodule(tmp_path)
+    dm.prepare_data()
+    path = dm.dataset_path()
+    original = _sha(path)
+    target = {"truncate_npz": path, "flip_byte": path, "truncate_modes": path.with_suffix(".modes.npy"),
+              "truncate_manifest": path.with_suffix(".json"), "delete_manifest": path.with_suffix(".json")}[damage]
+    raw = target.read_bytes()
+    if damage == "flip_byte":
+        target.write_bytes(raw[:300] + bytes([raw[300] ^ 1]) + raw[301:])
+    elif damage == "delete_manifest":
+        target.unlink()
+    else:
+        target.write_bytes(raw[: len(raw) // 2])
+    fresh = _datamodule(tmp_path)
+    with pytest.raises(InputError, match=rf"{path.name}: .*run prepare_data\(\)") if damage != "delete_manifest" \
+            else pytest.raises(InputError, match="manifest .* is missing"):
+        fresh.setup()  # setup alone never regenerates (every DDP rank runs it): it names the file and the fix
+    with pytest.warns(UserWarning, match=rf"{path.name}: .*; regenerating it"):
+        fresh.prepare_data()
+    fresh.setup()
+    assert _sha(path) == original and fresh.data.n_transitions == 150
+
+
+def test_old_cache_without_checksums_is_kept_unless_unreadable(tmp_path):
+    dm = _datamodule(tmp_path)
+    dm.prepare_data()
+    path, manifest_path = dm.dataset_path(), dm.dataset_path().with_suffix(".json")
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["sha256"]  # written before checksums existed
+    manifest_path.write_text(json.dumps(manifest))
+    mtime = path.stat().st_mtime_ns
+    dm.prepare_data()
+    assert path.stat().st_mtime_ns == mtime  # accepted: its zip CRCs check out
+    raw = bytearray(path.read_bytes())
+    raw[200] ^= 1
+    path.write_bytes(bytes(raw))
+    with pytest.warns(UserWarning, match="regenerating"):
+        dm.prepare_data()
+    assert "sha256" in dm.manifest()
+
+
+def test_a_truncated_references_file_is_simulated_again(tmp_path):
+    dm = _datamodule(tmp_path)
+    dm.prepare_data()
+    refs = dm.references_path()
+    good = refs.read_text()
+    refs.write_text(good[:10])
+    with pytest.warns(UserWarning, match="not a valid references file"):
+        dm.prepare_data()
+    assert refs.read_text() == good
 
 
 def test_normalized_score_uses_the_stored_references(tmp_path):

@@ -9,6 +9,7 @@ import torch
 from macflow.datagen.mpe import generate
 from macflow.datamodules import MPEDataModule
 from macflow.datamodules.omar import read_omar, write_omar
+from macflow.errors import InputError
 
 
 def _omar_arrays(n_episodes: int = 4):
@@ -60,6 +61,20 @@ def test_omar_reader_errors_name_the_fix(tmp_path):
         read_omar(seed_dir, episode_length=24)
     (seed_dir / "rews_2.npy").unlink()
     with pytest.raises(FileNotFoundError, match="rews_2.npy"):
+        read_omar(seed_dir)
+
+
+def test_truncated_npy_and_nan_rewards_name_the_file(tmp_path):
+    obs, actions, rewards, next_obs, dones = _omar_arrays(1)
+    rewards[7, 1] = np.nan
+    seed_dir = write_omar(tmp_path / "seed_0_data", obs, actions, rewards, next_obs, dones)
+    with pytest.raises(InputError, match=r"seed_0_data: 1 of 25 transitions have NaN or inf values \(in rewards"):
+        read_omar(seed_dir)
+    with pytest.warns(UserWarning, match="dropped 1 and clipped 0 of 25"):
+        assert read_omar(seed_dir, bad_transitions="drop").n_transitions == 24
+    file = seed_dir / "acs_1.npy"
+    file.write_bytes(file.read_bytes()[:150])
+    with pytest.raises(InputError, match=r"acs_1\.npy: not a readable \.npy file .*download the OMAR dataset again"):
         read_omar(seed_dir)
 
 

@@ -4,6 +4,8 @@ OG-MARL vault of the OMAR HalfCheetah data, each read through ``MaMuJoCoDataModu
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ import torch
 h5py = pytest.importorskip("h5py")
 
 from macflow.datamodules.omiga import omiga_dims, read_omiga, write_omiga  # noqa: E402
+from macflow.errors import InputError  # noqa: E402
 
 
 def episodes(lengths, n=3, d=14, a=1, seed=0):
@@ -70,6 +73,45 @@ def test_reader_errors_name_the_fix(tmp_path):
         read_omiga(tmp_path / "bad.hdf5")
     with pytest.raises(ValueError, match="max_episode_steps"):
         read_omiga(write_omiga(tmp_path / "long.hdf5", episodes([12])), max_episode_steps=10)
+
+
+def test_truncated_hdf5_gives_one_line_naming_the_file(tmp_path):
+    path = write_omiga(tmp_path / "Hopper-v2-3x1-expert.hdf5", episodes([50]))
+    path.write_bytes(path.read_bytes()[:3000])
+    with pytest.raises(InputError, match=r"Hopper-v2-3x1-expert\.hdf5: not a readable HDF5 file .*download it again"):
+        read_omiga(path)
+
+
+def test_nan_rewards_and_out_of_bounds_actions_are_reported_or_handled(tmp_path):
+    eps = episodes([5, 4])
+    eps[1]["rewards"][2] = np.inf
+    eps[0]["actions"][1, 0, 0] = 1.5
+    path = write_omiga(tmp_path / "f.hdf5", eps)
+    with pytest.raises(InputError, match=r"f\.hdf5: 1 of 9 transitions have NaN or inf values \(in rewards: 1\)"):
+        read_omiga(path)
+    with pytest.warns(UserWarning, match="dropped 2 and clipped 0 of 9"):
+        dropped = read_omiga(path, bad_transitions="drop")
+    assert dropped.n_transitions == 7 and torch.isfinite(dropped.rewards).all()
+    with pytest.warns(UserWarning, match="dropped 1 and clipped 1 of 9"):
+        clipped = read_omiga(path, bad_transitions="clip")
+    assert clipped.actions[1, 0, 0] == 1.0
+
+
+def test_omiga_vault_actions_are_checked_not_clipped_silently(tmp_path):
+    pytest.importorskip("tensorstore")
+    from macflow.datamodules.omiga import read_omiga_vault
+    from macflow.datamodules.vault import write_vault
+
+    eps = episodes([6])
+    eps[0]["actions"][2, 1, 0] = -3.0
+    write_omiga(tmp_path / "f.hdf5", eps)
+    with h5py.File(tmp_path / "f.hdf5") as h:
+        o, a, r, d = h["o"][:], h["a"][:], h["r"][:], h["d"][:]
+    rep = lambda x: np.repeat(x.reshape(1, -1, 1), 3, axis=2).astype(np.float32)  # noqa: E731
+    write_vault(tmp_path / "Expert", {"observations": o[None], "actions": a[None], "rewards": rep(r),
+                                      "terminals": rep(d), "truncations": np.zeros((1, len(o), 3), np.float32)})
+    with pytest.raises(InputError, match=r"vault .*Expert: 1 of 6 transitions have actions outside .*max \|a\| = 3"):
+        read_omiga_vault(tmp_path / "Expert", max_episode_steps=6)
 
 
 def test_omiga_file_from_the_simulator_trains_and_evaluates_in_omiga_coordinates(tmp_path):
@@ -169,3 +211,10 @@ def test_omiga_vault_uses_the_final_row_convention(tmp_path):
     for k, v in ref.tensors().items():
         torch.testing.assert_close(vault.tensors()[k], v)
     assert vault.n_transitions == 10 and vault.terminals.tolist().count(True) == 1  # the 6-step one hit the limit
+
+
+def test_missing_h5py_names_the_extra(tmp_path, monkeypatch):
+    path = write_omiga(tmp_path / "f.hdf5", episodes([3]))
+    monkeypatch.setitem(sys.modules, "h5py", None)  # as if h5py were not installed
+    with pytest.raises(ImportError, match=r"pip install 'macflow\[omiga\]'"):
+        read_omiga(path)

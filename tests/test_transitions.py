@@ -1,10 +1,19 @@
 """The offline data contract: episode boundaries, truncation vs termination, batches, files, rank seeding."""
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from macflow.datamodules import RandomBatches, TransitionData
+from macflow.errors import InputError
+from macflow.transitions import atomic_write, file_sha256, saved_dataset_problem
 
 
 def _episode(length: int, terminated: bool, start: float, n: int = 2, with_extras: bool = False) -> dict:
@@ -69,10 +78,64 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     bad["obs"] = bad["obs"][:-1]
     with pytest.raises(ValueError, match="final observation"):
         TransitionData.from_episodes([bad])
-    nan = _episode(2, True, 0.0)
-    nan["obs"][0, 0, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        TransitionData.from_episodes([nan])
+
+
+
+def test_atomic_write_removes_temp_files_of_a_killed_write_and_uses_normal_permissions(tmp_path):
+    target = tmp_path / "d.npz"
+    stale = tmp_path / ".d.npz.abc123.tmp"  # what a write killed with SIGKILL leaves behind
+    stale.write_bytes(b"")
+    other = tmp_path / ".e.npz.abc123.tmp"  # another file's temp: not ours to remove
+    other.write_bytes(b"")
+    old = os.umask(0o022)
+    try:
+        atomic_write(target, lambda f: f.write(b"data"))
+    finally:
+        os.umask(old)
+    assert target.read_bytes() == b"data" and not stale.exists() and other.exists()
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_write_that_runs_out_of_space_keeps_the_previous_file(tmp_path):
+    """A real short write: a file-size limit makes the kernel refuse the bytes (EFBIG), as a full disk does."""
+    script = textwrap.dedent(f"""
+        import resource, signal
+        from pathlib import Path
+        from macflow.errors import InputError
+        from macflow.transitions import atomic_write
+        target = Path({str(tmp_path / "d.npz")!r})
+        atomic_write(target, lambda f: f.write(b"old" * 100))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+        try:
+            atomic_write(target, lambda f: f.write(b"new" * 10000))
+        except InputError as err:
+            print(err)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"cannot write {tmp_path / 'd.npz'}: File too large; free space under ")
+    assert done.stdout.rstrip().endswith("(the previous file is kept)")
+    assert (tmp_path / "d.npz").read_bytes() == b"old" * 100 and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_saved_dataset_problems_are_found_and_named(tmp_path):
+    data = TransitionData.from_episodes([_episode(3, True, 0.0)])
+    path = tmp_path / "d.npz"
+    data.save(path, manifest={"policy": "test"})
+    assert saved_dataset_problem(path) is None
+    assert json.loads(path.with_suffix(".json").read_text())["sha256"] == {"d.npz": file_sha256(path)}
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-10])
+    assert "sha256 of d.npz does not match" in saved_dataset_problem(path)
+    with pytest.raises(InputError, match=r"d\.npz: not a readable dataset file \(BadZipFile.*regenerate"):
+        TransitionData.load(path)
+    path.with_suffix(".json").write_text("{")
+    assert "not valid JSON" in saved_dataset_problem(path)
+    np.save(tmp_path / "x.npy", np.zeros(3))
+    with pytest.raises(InputError, match="x.npy: not a readable dataset file"):
+        TransitionData.load(tmp_path / "x.npy")
 
 
 def test_random_batches_differ_by_seed_and_resume_exactly():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from macflow.datamodules.vault import (
     structure_shape,
     write_vault,
 )
+from macflow.errors import InputError
 
 B, T, N = 2, 60, 3
 
@@ -99,3 +101,69 @@ def test_mpe_datamodule_reads_an_omar_vault(tmp_path):
     dm.prepare_data()
     dm.setup()
     assert dm.data.n_transitions == 24 + 24 + 9 and dm.data.state_dim == 0
+
+
+def test_vault_actions_out_of_bounds_error_or_clip(tmp_path):
+    exp = _omar_like(np.random.default_rng(5))
+    exp["actions"][0, 3, 1, 0] = 4.99
+    vault = write_vault(tmp_path / "Expert", exp)
+    with pytest.raises(InputError, match=r"vault .*Expert: 1 of 114 transitions have actions outside \[-1, 1\] "
+                                         r"\(max \|a\| = 4\.99\).*bad_transitions=clip"):
+        read_vault_transitions(vault, terminals_are_timeouts=True)
+    with pytest.warns(UserWarning, match="dropped 0 and clipped 1 of 114"):
+        data = read_vault_transitions(vault, terminals_are_timeouts=True, bad_transitions="clip")
+    assert float(data.actions.abs().max()) == 1.0
+
+
+def test_vault_nan_rewards_are_caught_through_the_datamodule(tmp_path):
+    exp = _omar_like(np.random.default_rng(6))
+    exp["rewards"][1, 30, 2] = np.nan
+    vault = write_vault(tmp_path / "simple_spread.vlt" / "Expert", exp)
+    kw = dict(source="vault", path=str(vault), physics="omar", reward="omar", cache_dir=str(tmp_path / "cache"),
+              n_reference_episodes=5)
+    dm = MPEDataModule(**kw)
+    dm.prepare_data()
+    with pytest.raises(InputError, match=r"Expert: 1 of 114 transitions have NaN or inf values \(in rewards: 1\)"):
+        dm.setup()
+    dm = MPEDataModule(**kw, bad_transitions="drop")
+    with pytest.warns(UserWarning, match="dropped 1 and clipped 0 of 114"):
+        dm.setup()
+    assert dm.data.n_transitions == 113 and torch.isfinite(dm.data.rewards).all()
+
+
+@pytest.mark.parametrize("damage", ["metadata", "manifest", "chunk", "missing_chunk"])
+def test_damaged_vault_files_give_one_line_naming_the_vault(tmp_path, damage):
+    vault = write_vault(tmp_path / "Expert", _omar_like(np.random.default_rng(7)))
+    chunks = sorted((vault / "d").iterdir(), key=lambda p: p.stat().st_size)
+    if damage == "metadata":
+        (vault / "metadata.json").write_text((vault / "metadata.json").read_text()[:40])
+    elif damage == "manifest":
+        (vault / "manifest.ocdbt").write_bytes((vault / "manifest.ocdbt").read_bytes()[:20])
+    elif damage == "chunk":
+        for chunk in chunks:
+            chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    else:
+        chunks[-1].unlink()
+    with pytest.raises(InputError, match="download it again") as err:
+        read_vault_transitions(vault)
+    message = str(err.value)
+    assert str(vault) in message and "\n" not in message and len(message) < 300
+
+
+def test_missing_tensorstore_names_the_extra(tmp_path, monkeypatch):
+    vault = write_vault(tmp_path / "Expert", _omar_like(np.random.default_rng(8)))
+    monkeypatch.setitem(sys.modules, "tensorstore", None)  # as if tensorstore were not installed
+    with pytest.raises(ImportError, match=r"pip install 'macflow\[vault\]'"):
+        read_vault_transitions(vault)
+
+
+def test_data_dims_that_differ_from_the_datamodule_name_the_vault(tmp_path):
+    exp = _omar_like(np.random.default_rng(9))
+    exp["observations"] = exp["observations"][..., :17]  # not simple_spread with 3 agents (18 features)
+    vault = write_vault(tmp_path / "Expert", exp)
+    dm = MPEDataModule(source="vault", path=str(vault), physics="omar", reward="omar",
+                       cache_dir=str(tmp_path / "cache"), n_reference_episodes=5)
+    dm.prepare_data()
+    with pytest.raises(InputError, match=rf"^{vault}: the data has dims .*'obs_dim': 17.* but MPEDataModule "
+                                         r"declared .*'obs_dim': 18"):
+        dm.setup()

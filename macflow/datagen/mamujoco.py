@@ -18,6 +18,7 @@ import hashlib
 import json
 import platform
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -84,8 +85,12 @@ def default_budget(scenario: str) -> str:
 
 
 def _cached(path: Path, make) -> dict:
+    """The JSON cached at ``path``, or ``make()`` written there; an unreadable cache is made again (one warning)."""
     if path.exists():
-        return json.loads(path.read_text())
+        try:
+            return json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            warnings.warn(f"{path}: not valid JSON (an interrupted write?); training the behaviour again", stacklevel=2)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = make()
     atomic_write(path, lambda f: f.write(json.dumps(out).encode()))
@@ -243,5 +248,5 @@ def generate_dataset(path: str | Path, quality: str, scenario: str, agent_conf: 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path.with_suffix(".modes.npy"), lambda f: np.save(f, modes))
-    TransitionData.from_episodes(episodes).save(path, manifest)
+    TransitionData.from_episodes(episodes).save(path, manifest, side_files=[path.with_suffix(".modes.npy")])
     return manifest

@@ -139,8 +139,8 @@ def generate_dataset(path: str | Path, quality: str, n_episodes: int, data_seed:
                                         "itertools.permutations(range(N)) (agent i's landmark is perm[i])",
                              "counts": np.bincount(modes, minlength=1).tolist(),
                              "replanned_episodes": int((final != modes).sum())}
-    # the side file first, the .npz last: a complete .npz means a complete dataset
+    # the side file, then the .npz, then the manifest with their checksums: a matching manifest means complete
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path.with_suffix(".modes.npy"), lambda f: np.save(f, modes))
-    TransitionData.from_episodes(episodes).save(path, manifest)
+    TransitionData.from_episodes(episodes).save(path, manifest, side_files=[path.with_suffix(".modes.npy")])
     return manifest

@@ -5,7 +5,8 @@ A benchmark subclass sets the dims in ``__init__`` (``n_agents``, ``obs_dim``, `
 :meth:`build_data` (load or generate :class:`TransitionData`) and :meth:`make_env` (evaluation episodes).
 Training batches come from :class:`RandomBatches` on the training device, seeded by ``data_seed + rank``;
 validation iterates over the evaluation-episode seeds (:func:`macflow.evaluation.eval_seeds`), which Lightning
-shards across DDP ranks.
+shards across DDP ranks. Loaded data is screened for NaN/inf values and out-of-bounds actions
+(:func:`~macflow.datamodules.screening.screen_transitions`, option ``bad_transitions``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from torch.utils.data import DataLoader
 
 from macflow.datamodules.augment import BatchTransform
 from macflow.datamodules.sampling import LIGHTNING_LOOKAHEAD, RandomBatches
+from macflow.datamodules.screening import BadTransitions, check_bad_transitions, screen_transitions
 from macflow.envs.base import MultiAgentEnv
+from macflow.errors import InputError
 from macflow.evaluation import eval_seeds
-from macflow.transitions import TransitionData
+from macflow.transitions import TransitionData, saved_dataset_problem
 
 
 class OfflineMARLDataModule(LightningDataModule):
@@ -34,6 +37,8 @@ class OfflineMARLDataModule(LightningDataModule):
         n_eval_episodes: evaluation episodes per validation run (keep it a multiple of the number of devices).
         eval_batch_size: evaluation episodes simulated side by side in one rollout.
         data_seed: seed of the batch sampler (each rank adds its rank).
+        bad_transitions: what to do with transitions holding NaN/inf or actions outside [-1, 1]: ``error``
+            (default), ``drop`` them, or ``clip`` the actions (non-finite ones are dropped); a warning counts them.
     """
 
     n_agents: int
@@ -43,8 +48,15 @@ class OfflineMARLDataModule(LightningDataModule):
     discrete: bool = False
 
     def __init__(self, batch_size: int = 256, n_eval_episodes: int = 10, eval_batch_size: int = 10,
-                 data_seed: int = 0) -> None:
+                 data_seed: int = 0, bad_transitions: BadTransitions = "error") -> None:
         super().__init__()
+        for name, value in (("batch_size", batch_size), ("n_eval_episodes", n_eval_episodes),
+                            ("eval_batch_size", eval_batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise InputError(f"data.init_args.{name}={value!r}: must be a positive integer; set it to at "
+                                 "least 1")
+        check_bad_transitions(bad_transitions)
+        self.bad_transitions = bad_transitions
         self.batch_size, self.n_eval_episodes, self.eval_batch_size = batch_size, n_eval_episodes, eval_batch_size
         self.data_seed = data_seed
         self.data: TransitionData | None = None
@@ -66,11 +78,33 @@ class OfflineMARLDataModule(LightningDataModule):
         """An augmentation applied to every training batch (``None``: the logged transitions as they are)."""
         return None
 
+    def data_source(self) -> str:
+        """The file or folder the data comes from, as named in messages."""
+        return type(self).__name__
+
+    def cache_is_current(self, path: Path) -> bool:
+        """Whether the generated dataset at ``path`` is complete and matches its manifest's checksums; a cache
+        that exists but does not is reported (one warning) so :meth:`prepare_data` regenerates it."""
+        if not path.exists() and not path.with_suffix(".json").exists():
+            return False
+        problem = saved_dataset_problem(path)
+        if problem is not None:
+            rank_zero_warn(f"{path}: {problem}; regenerating it")
+        return problem is None
+
     def load_cached(self, path: Path) -> TransitionData:
         """Load a generated dataset from the cache, and its per-episode modes file (``<path>.modes.npy``) if any."""
+        if path.exists():
+            problem = saved_dataset_problem(path)
+            if problem is not None:
+                raise InputError(f"{path}: {problem}; run prepare_data() (Trainer.fit does it) to regenerate it")
         data = TransitionData.load(path)
         modes = path.with_suffix(".modes.npy")
-        self.episode_modes = np.load(modes) if modes.exists() else None
+        try:
+            self.episode_modes = np.load(modes) if modes.exists() else None
+        except (OSError, ValueError, EOFError) as err:
+            raise InputError(f"{modes}: not a readable .npy ({type(err).__name__}); delete the dataset "
+                             f"{path.name} and run again to regenerate it") from None
         return data
 
     # ------------------------------------------------------------------------------ Lightning hooks
@@ -78,7 +112,7 @@ class OfflineMARLDataModule(LightningDataModule):
         if self.data is None:
             data = self.build_data()
             self.check_dims(data)
-            self.data = data
+            self.data = screen_transitions(data, self.bad_transitions, self.data_source())
 
     def check_dims(self, data: TransitionData) -> None:
         expected = dict(n_agents=self.n_agents, obs_dim=self.obs_dim, action_dim=self.action_dim,
@@ -86,10 +120,10 @@ class OfflineMARLDataModule(LightningDataModule):
         got = dict(n_agents=data.n_agents, obs_dim=data.obs_dim, action_dim=data.action_dim,
                    state_dim=data.state_dim)
         if expected != got:
-            raise ValueError(f"{type(self).__name__}: the data has dims {got} but the datamodule declared {expected}; "
-                             "fix the datamodule's arguments or regenerate the data")
+            raise InputError(f"{self.data_source()}: the data has dims {got} but {type(self).__name__} declared "
+                             f"{expected}; fix the datamodule's arguments or regenerate the data")
         if self.discrete and data.legal is None:
-            raise ValueError(f"{type(self).__name__}: discrete data needs legal-action masks (TransitionData.legal)")
+            raise InputError(f"{type(self).__name__}: discrete data needs legal-action masks (TransitionData.legal)")
 
     def train_dataloader(self) -> RandomBatches:
         """The endless training sampler; its state in a checkpoint (batch stream and process-wide random state)

@@ -24,7 +24,9 @@ from torch import Tensor
 
 from macflow.datagen.mamujoco import BUDGETS, QUALITIES, default_budget, generate_dataset
 from macflow.datamodules.base import OfflineMARLDataModule
+from macflow.datamodules.screening import BadTransitions
 from macflow.envs.mamujoco import MAX_STEPS, MaMuJoCoEnv, get_scenario
+from macflow.errors import InputError
 from macflow.transitions import TransitionData
 
 DEFAULT_CONF = {"HalfCheetah": "2x3", "Hopper": "3x1", "Ant": "2x4"}
@@ -47,6 +49,7 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
         cache_dir: where generated data and trained behaviours are cached.
         progress: progress bars while generating.
         data_seed: seed of the behaviour training, the collected episodes and the batch sampler.
+        bad_transitions: ``error``, ``drop`` or ``clip``: see :class:`OfflineMARLDataModule`.
     """
 
     def __init__(self, scenario: Literal["HalfCheetah", "Hopper", "Ant"] = "HalfCheetah", agent_conf: str | None = None,
@@ -56,23 +59,23 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
                  source: Literal["generated", "omiga", "omar", "vault"] = "generated", path: str | None = None,
                  vault_rows: list[int] | None = None, cache_dir: str = "data_cache", progress: bool = True,
                  batch_size: int = 256, n_eval_episodes: int = 10, eval_batch_size: int = 10,
-                 data_seed: int = 0) -> None:
-        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed)
+                 data_seed: int = 0, bad_transitions: BadTransitions = "error") -> None:
+        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions)
         agent_conf = agent_conf or DEFAULT_CONF.get(scenario, "")
         self.save_hyperparameters()
         self.hparams.agent_conf = agent_conf
         if quality not in QUALITIES:
-            raise ValueError(f"unknown MaMuJoCo quality {quality!r}; choose one of {QUALITIES}")
+            raise InputError(f"unknown MaMuJoCo quality {quality!r}; choose one of {QUALITIES}")
         if source != "generated" and path is None:
-            raise ValueError(f"source={source!r} needs data.init_args.path (the downloaded file or folder)")
+            raise InputError(f"source={source!r} needs data.init_args.path (the downloaded file or folder)")
         expected_layout = {"omiga": "omiga", "omar": "omar"}.get(source)
         if expected_layout and obs_layout != expected_layout:
-            raise ValueError(f"source={source!r} data is in the {expected_layout!r} observation layout; set "
+            raise InputError(f"source={source!r} data is in the {expected_layout!r} observation layout; set "
                              f"obs_layout: {expected_layout} so the policy is evaluated in the same coordinates")
         self.spec = get_scenario(scenario, agent_conf)
         self.budget = budget or default_budget(scenario)
         if self.budget not in BUDGETS:
-            raise ValueError(f"unknown budget {self.budget!r}; choose one of {sorted(BUDGETS)}")
+            raise InputError(f"unknown budget {self.budget!r}; choose one of {sorted(BUDGETS)}")
         self.n_agents, self.action_dim = self.spec.n_agents, self.spec.action_dim
         self.obs_dim = self.spec.obs_dim(obs_layout)
         self.state_dim = 0 if source == "omar" else self.spec.state_dim(obs_layout)
@@ -99,12 +102,14 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
     def prepare_data(self) -> None:
         """Train the behaviours and collect the dataset unless cached (generated data only).
 
-        A cached file made under other budget settings (the budget's definition changed since) is made again."""
+        A cached file made under other budget settings (the budget's definition changed since), or one that is
+        corrupt or does not match its manifest's checksums, is made again."""
         h = self.hparams
         if h.source != "generated":
             return
         path = self.dataset_path()
-        if path.exists() and TransitionData.load_manifest(path).get("budget") == BUDGETS[self.budget].as_dict():
+        if self.cache_is_current(path) and \
+                TransitionData.load_manifest(path).get("budget") == BUDGETS[self.budget].as_dict():
             return
 
         generate_dataset(path, h.quality, h.scenario, h.agent_conf, self.n_episodes, h.data_seed,
@@ -115,20 +120,26 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
         if h.source == "omiga":
             from macflow.datamodules.omiga import read_omiga
 
-            return read_omiga(h.path, max_episode_steps=MAX_STEPS)
+            return read_omiga(h.path, max_episode_steps=MAX_STEPS, bad_transitions=self.bad_transitions)
         if h.source == "omar":
             from macflow.datamodules.omar import read_omar
 
-            return read_omar(h.path, n_agents=self.n_agents, episode_length=MAX_STEPS, dones_are_timeouts=True)
+            return read_omar(h.path, n_agents=self.n_agents, episode_length=MAX_STEPS, dones_are_timeouts=True,
+                             bad_transitions=self.bad_transitions)
         if h.source == "vault" and h.obs_layout == "omiga":
             from macflow.datamodules.omiga import read_omiga_vault
 
-            return read_omiga_vault(h.path, rows=h.vault_rows, max_episode_steps=MAX_STEPS)
+            return read_omiga_vault(h.path, rows=h.vault_rows, max_episode_steps=MAX_STEPS,
+                                    bad_transitions=self.bad_transitions)
         if h.source == "vault":
             from macflow.datamodules.vault import read_vault_transitions
 
-            return read_vault_transitions(h.path, rows=h.vault_rows, terminals_are_timeouts=h.obs_layout == "omar")
+            return read_vault_transitions(h.path, rows=h.vault_rows, terminals_are_timeouts=h.obs_layout == "omar",
+                                          bad_transitions=self.bad_transitions)
         return self.load_cached(self.dataset_path())
+
+    def data_source(self) -> str:
+        return str(self.hparams.path if self.hparams.source != "generated" else self.dataset_path())
 
     def manifest(self) -> dict:
         """The generated dataset's manifest (behaviour, seeds, budget, mean return, timings)."""

@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from macflow.datagen.mpe import MEDIUM_SIGMA, QUALITIES, generate_dataset, reference_returns
 from macflow.datamodules.augment import BatchTransform, d4_augment
 from macflow.datamodules.base import OfflineMARLDataModule
+from macflow.datamodules.screening import BadTransitions
 from macflow.envs.mpe import MPESpreadEnv, obs_dim_for
-from macflow.transitions import TransitionData, atomic_write
+from macflow.errors import InputError
+from macflow.transitions import MissingDataFile, TransitionData, atomic_write
 
 DEFAULT_EPISODES = {"random": 2000, "medium": 2000, "expert": 2000, "medium-replay": 400}
 """Default episodes per quality (50k transitions; the public OMAR sets have 40k episodes, medium-replay 3.9k):
@@ -49,6 +52,7 @@ class MPEDataModule(OfflineMARLDataModule):
         batch_size, n_eval_episodes, eval_batch_size: see :class:`OfflineMARLDataModule`.
         augment: ``none`` or ``d4``: turn every training transition by a random symmetry of the square
             (:func:`~macflow.datamodules.augment.d4_augment`; simple_spread is invariant under them).
+        bad_transitions: ``error``, ``drop`` or ``clip``: see :class:`OfflineMARLDataModule`.
     """
 
     def __init__(self, quality: Literal["random", "medium", "expert", "medium-replay"] = "expert",
@@ -57,15 +61,16 @@ class MPEDataModule(OfflineMARLDataModule):
                  medium_sigma: float = MEDIUM_SIGMA, source: Literal["generated", "omar", "vault"] = "generated",
                  path: str | None = None, vault_rows: list[int] | None = None, cache_dir: str = "data_cache",
                  n_reference_episodes: int = 200, batch_size: int = 256, n_eval_episodes: int = 50,
-                 eval_batch_size: int = 50, data_seed: int = 0, augment: Literal["none", "d4"] = "none") -> None:
-        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed)
+                 eval_batch_size: int = 50, data_seed: int = 0, augment: Literal["none", "d4"] = "none",
+                 bad_transitions: BadTransitions = "error") -> None:
+        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions)
         self.save_hyperparameters()
         if quality not in QUALITIES:
-            raise ValueError(f"unknown MPE quality {quality!r}; choose one of {QUALITIES}")
+            raise InputError(f"unknown MPE quality {quality!r}; choose one of {QUALITIES}")
         if source != "generated" and path is None:
-            raise ValueError(f"source={source!r} needs data.init_args.path (the downloaded dataset folder)")
+            raise InputError(f"source={source!r} needs data.init_args.path (the downloaded dataset folder)")
         if augment not in ("none", "d4"):
-            raise ValueError(f"unknown augment {augment!r}; choose 'none' or 'd4'")
+            raise InputError(f"unknown augment {augment!r}; choose 'none' or 'd4'")
         self.n_agents, self.obs_dim, self.action_dim, self.state_dim = n_agents, obs_dim_for(n_agents), 2, 0
         self.discrete = False
         self.n_episodes = n_episodes or DEFAULT_EPISODES[quality]
@@ -90,18 +95,22 @@ class MPEDataModule(OfflineMARLDataModule):
         name = f"{self.env_tag}_references_n{h.n_reference_episodes}_tol{h.expert_tol:g}.json"
         return Path(h.cache_dir) / "mpe" / name
 
+    def data_source(self) -> str:
+        return str(self.hparams.path if self.hparams.source != "generated" else self.dataset_path())
+
     # ------------------------------------------------------------------------------------ lightning
     def prepare_data(self) -> None:
-        """Simulate the normalised-score references and (for generated data) the dataset, unless cached."""
+        """Simulate the normalised-score references and (for generated data) the dataset, unless cached and
+        intact (a corrupt or checksum-mismatched cache is made again, with a warning)."""
         h = self.hparams
         ref_path = self.references_path()
-        if not ref_path.exists():
+        if _read_references(ref_path) is None:
             ref_path.parent.mkdir(parents=True, exist_ok=True)
             refs = reference_returns(h.n_reference_episodes, h.n_agents, h.max_cycles, h.physics, h.reward,
                                      h.expert_tol)
             atomic_write(ref_path, lambda f: f.write(json.dumps(refs, indent=2).encode()))
         path = self.dataset_path()
-        if h.source != "generated" or path.exists():
+        if h.source != "generated" or self.cache_is_current(path):
             return
         generate_dataset(path, h.quality, self.n_episodes, h.data_seed, json.loads(ref_path.read_text()),
                          h.n_agents, h.max_cycles, h.physics, h.reward, h.expert_tol, h.medium_sigma)
@@ -110,18 +119,22 @@ class MPEDataModule(OfflineMARLDataModule):
         h = self.hparams
         ref_path = self.references_path()
         if not ref_path.exists():
-            raise FileNotFoundError(f"{ref_path} not found: call the datamodule's prepare_data() first "
-                                    "(Trainer.fit does it)")
-        self.references = json.loads(ref_path.read_text())
+            raise MissingDataFile(f"{ref_path} not found: call the datamodule's prepare_data() first "
+                                  "(Trainer.fit does it)")
+        self.references = _read_references(ref_path)
+        if self.references is None:
+            raise InputError(f"{ref_path}: not a valid references file; run prepare_data() (Trainer.fit does it) "
+                             "to regenerate it")
         if h.source == "omar":
             from macflow.datamodules.omar import read_omar
 
-            return read_omar(h.path, n_agents=h.n_agents, episode_length=h.max_cycles)
+            return read_omar(h.path, n_agents=h.n_agents, episode_length=h.max_cycles,
+                             bad_transitions=self.bad_transitions)
         if h.source == "vault":
             from macflow.datamodules.vault import read_vault_transitions
 
             return read_vault_transitions(h.path, rows=h.vault_rows, terminals_are_timeouts=True,
-                                          state_key=None)
+                                          state_key=None, bad_transitions=self.bad_transitions)
         return self.load_cached(self.dataset_path())
 
     def batch_transform(self) -> BatchTransform | None:
@@ -137,8 +150,23 @@ class MPEDataModule(OfflineMARLDataModule):
 
     def normalized_score(self, returns: Tensor) -> Tensor | None:
         if self.references is None:
-            if not self.references_path().exists():
+            self.references = _read_references(self.references_path())
+            if self.references is None:
                 return None
-            self.references = json.loads(self.references_path().read_text())
         r, e = self.references["random"], self.references["expert"]
         return (returns - r) / (e - r)
+
+
+def _read_references(path: Path) -> dict | None:
+    """The references file at ``path``, or ``None`` when it is missing or unreadable (a warning says which), so
+    :meth:`MPEDataModule.prepare_data` simulates it again."""
+    if not path.exists():
+        return None
+    try:
+        refs = json.loads(path.read_text())
+        if isinstance(refs, dict) and {"random", "expert"} <= set(refs):
+            return refs
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        pass
+    rank_zero_warn(f"{path}: not a valid references file (truncated?); simulating the references again")
+    return None

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from macflow.transitions import TransitionData
+from macflow.datamodules.screening import BadTransitions, screen_transitions
+from macflow.errors import InputError
+from macflow.transitions import MissingDataFile, TransitionData
 
 FIELDS = ("obs", "acs", "rews", "next_obs", "dones")
 
@@ -31,19 +33,28 @@ def omar_agent_count(seed_dir: str | Path) -> int:
 def _resolve(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"OMAR data folder {path} not found; point it at a 'seed_<k>_data' folder of the "
-                                "OMAR release (datasets/<env>/<quality>/seed_<k>_data)")
+        raise MissingDataFile(f"OMAR data folder {path} not found; point it at a 'seed_<k>_data' folder of the "
+                              "OMAR release (datasets/<env>/<quality>/seed_<k>_data)")
     if not (path / "obs_0.npy").exists():
         seeds = sorted(path.glob("seed_*_data"))
         if seeds:
-            raise FileNotFoundError(f"{path} holds several OMAR seed datasets ({', '.join(s.name for s in seeds)}); "
-                                    "pass one of them")
-        raise FileNotFoundError(f"{path} has no obs_0.npy: not an OMAR seed folder (seed_<k>_data)")
+            raise MissingDataFile(f"{path} holds several OMAR seed datasets ({', '.join(s.name for s in seeds)}); "
+                                  "pass one of them")
+        raise MissingDataFile(f"{path} has no obs_0.npy: not an OMAR seed folder (seed_<k>_data)")
     return path
 
 
+def _load_npy(file: Path) -> np.ndarray:
+    """``file`` as float32; a truncated or foreign file raises :class:`InputError` naming it."""
+    try:
+        return np.load(file).astype(np.float32)
+    except (OSError, ValueError, EOFError) as err:
+        raise InputError(f"{file}: not a readable .npy file ({type(err).__name__}: {str(err)[:80]}); the "
+                         "download is truncated or corrupt: download the OMAR dataset again") from None
+
+
 def read_omar(path: str | Path, n_agents: int | None = None, episode_length: int = 25,
-              dones_are_timeouts: bool = True) -> TransitionData:
+              dones_are_timeouts: bool = True, bad_transitions: BadTransitions = "error") -> TransitionData:
     """One OMAR seed dataset -> :class:`TransitionData` (team reward = mean of the per-agent rewards).
 
     Args:
@@ -51,11 +62,13 @@ def read_omar(path: str | Path, n_agents: int | None = None, episode_length: int
         n_agents: expected agents (checked); ``None`` = as many as there are ``obs_<i>.npy`` files.
         episode_length: steps per episode, used for episode ids (returns); 25 for MPE, 1000 for HalfCheetah.
         dones_are_timeouts: OMAR's ``dones`` flag the time limit (MPE): no termination, the last step bootstraps.
+        bad_transitions: NaN/inf values and actions outside [-1, 1]: ``error``, ``drop`` or ``clip``
+            (:func:`~macflow.datamodules.screening.screen_transitions`).
     """
     path = _resolve(path)
     found = omar_agent_count(path)
     if n_agents is not None and found != n_agents:
-        raise ValueError(f"{path} has {found} agents (obs_<i>.npy files) but {n_agents} were expected; "
+        raise InputError(f"{path} has {found} agents (obs_<i>.npy files) but {n_agents} were expected; "
                          "set the datamodule's n_agents to match the data")
     agents = []
     for i in range(found):
@@ -63,8 +76,8 @@ def read_omar(path: str | Path, n_agents: int | None = None, episode_length: int
         for f in FIELDS:
             file = path / f"{f}_{i}.npy"
             if not file.exists():
-                raise FileNotFoundError(f"{file} is missing: an OMAR seed folder needs {', '.join(FIELDS)} per agent")
-            arrays[f] = np.load(file).astype(np.float32)
+                raise MissingDataFile(f"{file} is missing: an OMAR seed folder needs {', '.join(FIELDS)} per agent")
+            arrays[f] = _load_npy(file)
         agents.append(arrays)
     m = len(agents[0]["obs"])
     obs_dim = max(a["obs"].shape[1] for a in agents)
@@ -72,10 +85,10 @@ def read_omar(path: str | Path, n_agents: int | None = None, episode_length: int
         shapes = {f: a[f].shape for f in FIELDS}
         if any(s[0] != m for s in shapes.values()) or a["obs"].shape != a["next_obs"].shape \
                 or a["acs"].ndim != 2 or a["rews"].reshape(m, -1).shape[1] != 1:
-            raise ValueError(f"agent {i} of {path}: inconsistent OMAR shapes {shapes}; expected obs/next_obs "
+            raise InputError(f"agent {i} of {path}: inconsistent OMAR shapes {shapes}; expected obs/next_obs "
                              f"[{m}, O], acs [{m}, A], rews and dones [{m}]")
     if m % episode_length:
-        raise ValueError(f"{path}: {m} transitions are not whole episodes of {episode_length} steps; "
+        raise InputError(f"{path}: {m} transitions are not whole episodes of {episode_length} steps; "
                          "set episode_length (25 for MPE, 1000 for HalfCheetah)")
 
     def stack(key: str) -> np.ndarray:
@@ -83,19 +96,17 @@ def read_omar(path: str | Path, n_agents: int | None = None, episode_length: int
 
     obs, next_obs = stack("obs"), stack("next_obs")  # [M, N, O]
     actions = np.stack([a["acs"] for a in agents], 1)
-    if np.abs(actions).max() > 1.0 + 1e-4:
-        raise ValueError(f"{path}: actions exceed [-1, 1] (max |a| = {np.abs(actions).max():.3f}); OMAR actions are "
-                         "2-D forces in [-1, 1]")
     rewards = np.stack([a["rews"].reshape(m) for a in agents], 1).mean(1)
     dones = np.stack([a["dones"].reshape(m) for a in agents], 1).any(1)
     terminals = np.zeros(m, bool) if dones_are_timeouts else dones
     index = torch.arange(m)
-    return TransitionData(
+    data = TransitionData(
         observations=torch.from_numpy(np.concatenate([obs, next_obs])),
-        obs_index=index, next_obs_index=index + m, actions=torch.from_numpy(actions.clip(-1, 1)),
+        obs_index=index, next_obs_index=index + m, actions=torch.from_numpy(actions),
         rewards=torch.from_numpy(rewards.astype(np.float32)), terminals=torch.from_numpy(terminals),
         episode_ids=index // episode_length,
     )
+    return screen_transitions(data, bad_transitions, f"OMAR folder {path}")
 
 
 def write_omar(path: str | Path, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,

@@ -21,7 +21,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from macflow.transitions import TransitionData
+from macflow.datamodules.screening import BadTransitions, screen_transitions
+from macflow.errors import InputError
+from macflow.transitions import MissingDataFile, TransitionData
 
 KEYS = ("o", "s", "a", "r", "d")
 
@@ -29,14 +31,27 @@ KEYS = ("o", "s", "a", "r", "d")
 def _h5py():
     try:
         import h5py
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("reading OMIGA hdf5 files needs h5py: pip install h5py") from err
+    except ImportError as err:
+        raise ImportError("reading OMIGA hdf5 files needs h5py: pip install 'macflow[omiga]'") from err
     return h5py
+
+
+def _unreadable(path: Path, err: BaseException) -> InputError:
+    return InputError(f"{path}: not a readable HDF5 file ({type(err).__name__}: {str(err).splitlines()[0][:80]}); "
+                      "the download is truncated or corrupt: download it again")
+
+
+def _open(path: Path):
+    """``h5py.File(path)`` read-only; an unreadable file raises :class:`InputError` naming it."""
+    try:
+        return _h5py().File(path, "r")
+    except OSError as err:
+        raise _unreadable(path, err) from None
 
 
 def omiga_dims(path: str | Path) -> dict[str, int]:
     """``{n_agents, obs_dim, action_dim, rows}`` from the file's dataset shapes (reads no data)."""
-    with _h5py().File(_check(path), "r") as h:
+    with _open(_check(path)) as h:
         t, n, d = h["o"].shape
         return {"n_agents": n, "obs_dim": d, "action_dim": h["a"].shape[2], "rows": t}
 
@@ -44,18 +59,18 @@ def omiga_dims(path: str | Path) -> dict[str, int]:
 def _check(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"OMIGA file {path} not found; point data.init_args.path at a downloaded "
-                                "'<Scenario>-v2-<agent_conf>-<data_type>.hdf5' (e.g. Hopper-v2-3x1-expert.hdf5)")
-    with _h5py().File(path, "r") as h:
+        raise MissingDataFile(f"OMIGA file {path} not found; point data.init_args.path at a downloaded "
+                              "'<Scenario>-v2-<agent_conf>-<data_type>.hdf5' (e.g. Hopper-v2-3x1-expert.hdf5)")
+    with _open(path) as h:
         missing = [k for k in KEYS if k not in h]
         if missing:
-            raise ValueError(f"{path} is not an OMIGA MaMuJoCo file: keys {missing} missing (it has {sorted(h)}; "
+            raise InputError(f"{path} is not an OMIGA MaMuJoCo file: keys {missing} missing (it has {sorted(h)}; "
                              f"expected {list(KEYS)})")
     return path
 
 
-def read_omiga(path: str | Path, max_episode_steps: int = 1000,
-               terminals: Literal["length", "omiga"] = "length") -> TransitionData:
+def read_omiga(path: str | Path, max_episode_steps: int = 1000, terminals: Literal["length", "omiga"] = "length",
+               bad_transitions: BadTransitions = "error") -> TransitionData:
     """One OMIGA hdf5 -> :class:`TransitionData` (observation table = every row; state = agent 0's ``s``).
 
     Args:
@@ -63,22 +78,27 @@ def read_omiga(path: str | Path, max_episode_steps: int = 1000,
         max_episode_steps: the time limit; an episode of this many steps ended by truncation (bootstraps).
         terminals: ``length`` (termination iff the episode is shorter than the limit) or ``omiga`` (every episode
             end is terminal, as OMIGA's loader does).
+        bad_transitions: NaN/inf values and actions outside [-1, 1]: ``error``, ``drop`` or ``clip``
+            (:func:`~macflow.datamodules.screening.screen_transitions`).
     """
     if terminals not in ("length", "omiga"):
         raise ValueError(f"terminals must be 'length' or 'omiga', got {terminals!r}")
-    with _h5py().File(_check(path), "r") as h:
-        o = np.asarray(h["o"][:], dtype=np.float32)
-        s = np.asarray(h["s"][:], dtype=np.float32)
-        a = np.asarray(h["a"][:], dtype=np.float32)
-        r = np.asarray(h["r"][:], dtype=np.float32).reshape(-1)
-        d = np.asarray(h["d"][:]).reshape(-1).astype(bool)
+    path = _check(path)
+    with _open(path) as h:
+        try:
+            o = np.asarray(h["o"][:], dtype=np.float32)
+            s = np.asarray(h["s"][:], dtype=np.float32)
+            a = np.asarray(h["a"][:], dtype=np.float32)
+            r = np.asarray(h["r"][:], dtype=np.float32).reshape(-1)
+            d = np.asarray(h["d"][:]).reshape(-1).astype(bool)
+        except OSError as err:
+            raise _unreadable(path, err) from None
     t = len(o)
     if not (len(s) == len(a) == len(r) == len(d) == t) or o.ndim != 3 or a.ndim != 3 or s.shape[:2] != o.shape[:2]:
-        raise ValueError(f"{path}: inconsistent OMIGA shapes o {o.shape}, s {s.shape}, a {a.shape}, r {r.shape}, "
+        raise InputError(f"{path}: inconsistent OMIGA shapes o {o.shape}, s {s.shape}, a {a.shape}, r {r.shape}, "
                          f"d {d.shape}; expected o/s [T, N, D], a [T, N, A], r and d with T rows")
-    if np.abs(a).max(initial=0) > 1.0 + 1e-4:
-        raise ValueError(f"{path}: actions exceed [-1, 1] (max |a| = {np.abs(a).max():.3f})")
-    return omiga_transitions([(o, s[:, 0], a, r, d)], max_episode_steps, terminals, str(path))
+    data = omiga_transitions([(o, s[:, 0], a, r, d)], max_episode_steps, terminals, str(path))
+    return screen_transitions(data, bad_transitions, str(path))
 
 
 def omiga_transitions(streams: list[tuple[np.ndarray, ...]], max_episode_steps: int = 1000,
@@ -86,7 +106,7 @@ def omiga_transitions(streams: list[tuple[np.ndarray, ...]], max_episode_steps: 
     """Streams ``(o [T, N, D], state [T, S], a [T, N, A], r [T], d [T])`` in OMIGA's row convention (each episode
     ends with an extra final-observation row flagged ``d = 1``) -> :class:`TransitionData`. Several streams (the
     batch rows of a vault) never pair across each other; an unfinished tail keeps its recorded transitions and is
-    not terminal."""
+    not terminal. Values are not screened here (the readers do it)."""
     cols: dict[str, list] = {k: [] for k in ("o", "s", "a", "r", "rows", "term", "ids")}
     offset, n_eps = 0, 0
     for o, state, a, r, d in streams:
@@ -96,7 +116,7 @@ def omiga_transitions(streams: list[tuple[np.ndarray, ...]], max_episode_steps: 
         ids = np.concatenate([[0], np.cumsum(d[:-1])])[rows]  # a d = 1 row closes its episode
         lengths = np.bincount(ids, minlength=int(ids.max(initial=-1)) + 1)
         if (lengths > max_episode_steps).any():
-            raise ValueError(f"{source}: an episode has {lengths.max()} steps, more than max_episode_steps="
+            raise InputError(f"{source}: an episode has {lengths.max()} steps, more than max_episode_steps="
                              f"{max_episode_steps}; set max_episode_steps to the data's time limit")
         term = ends if terminals == "omiga" else ends & (lengths[ids] < max_episode_steps)
         cols["o"].append(np.asarray(o, np.float32))
@@ -111,7 +131,7 @@ def omiga_transitions(streams: list[tuple[np.ndarray, ...]], max_episode_steps: 
     cat = {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in cols.items()}  # one stream: no copy
     return TransitionData(
         observations=torch.from_numpy(cat["o"]), obs_index=torch.from_numpy(cat["rows"]),
-        next_obs_index=torch.from_numpy(cat["rows"] + 1), actions=torch.from_numpy(cat["a"].clip(-1, 1)),
+        next_obs_index=torch.from_numpy(cat["rows"] + 1), actions=torch.from_numpy(cat["a"]),
         rewards=torch.from_numpy(cat["r"]), terminals=torch.from_numpy(cat["term"]),
         episode_ids=torch.from_numpy(np.unique(cat["ids"], return_inverse=True)[1].astype(np.int64)),
         states=torch.from_numpy(np.ascontiguousarray(cat["s"])),
@@ -119,9 +139,11 @@ def omiga_transitions(streams: list[tuple[np.ndarray, ...]], max_episode_steps: 
 
 
 def read_omiga_vault(vault_dir: str | Path, rows: list[int] | None = None, max_episode_steps: int = 1000,
-                     terminals: Literal["length", "omiga"] = "length") -> TransitionData:
+                     terminals: Literal["length", "omiga"] = "length",
+                     bad_transitions: BadTransitions = "error") -> TransitionData:
     """An OG-MARL ``omiga/mamujoco`` vault (OMIGA rows converted: ``terminals`` flags the extra final row,
-    ``infos.state [B, T, D]``) -> :class:`TransitionData`, through the generic :class:`VaultReader`."""
+    ``infos.state [B, T, D]``) -> :class:`TransitionData`, through the generic :class:`VaultReader`, screened
+    like :func:`read_omiga`."""
     from macflow.datamodules.vault import VaultReader
 
     reader = VaultReader(vault_dir)
@@ -133,7 +155,8 @@ def read_omiga_vault(vault_dir: str | Path, rows: list[int] | None = None, max_e
         state = get("infos.state") if "infos.state" in reader.leaves else o[:, 0]
         streams.append((o, state.reshape(len(o), -1), get("actions"), get("rewards").reshape(len(o), -1).mean(1),
                         get("terminals").reshape(len(o), -1).all(1)))
-    return omiga_transitions(streams, max_episode_steps, terminals, str(vault_dir))
+    data = omiga_transitions(streams, max_episode_steps, terminals, str(vault_dir))
+    return screen_transitions(data, bad_transitions, f"vault {vault_dir}")
 
 
 def write_omiga(path: str | Path, episodes: list[dict]) -> Path:

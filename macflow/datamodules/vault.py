@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from macflow.transitions import TransitionData
+from macflow.datamodules.screening import BadTransitions, screen_transitions
+from macflow.errors import InputError
+from macflow.transitions import MissingDataFile, TransitionData
 
 TIME_BOUND = 10**13
 """Declared length of the time axis of every vault array (flashbax's upper bound)."""
@@ -30,7 +32,7 @@ TIME_BOUND = 10**13
 def _tensorstore():
     try:
         import tensorstore
-    except ImportError as err:  # pragma: no cover - depends on the environment
+    except ImportError as err:
         raise ImportError("reading vaults needs tensorstore: pip install 'macflow[vault]'") from err
     return tensorstore
 
@@ -65,20 +67,37 @@ class VaultReader:
         if not meta_file.exists():
             subs = sorted(p.name for p in self.path.iterdir() if p.is_dir()) if self.path.is_dir() else []
             hint = f" It has sub-folders {subs}: pass one quality folder, e.g. {self.path / subs[0]}." if subs else ""
-            raise FileNotFoundError(f"{meta_file} not found: not a vault quality folder "
-                                    f"(<scenario>.vlt/<Quality>/).{hint}")
-        self.metadata = json.loads(meta_file.read_text())
-        version = float(self.metadata.get("version", 1.0))
+            raise MissingDataFile(f"{meta_file} not found: not a vault quality folder "
+                                  f"(<scenario>.vlt/<Quality>/).{hint}")
+        try:
+            self.metadata = json.loads(meta_file.read_text())
+            version = float(self.metadata.get("version", 1.0))
+            self.leaves = _leaves(self.metadata["structure_dtype"])
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as err:
+            raise InputError(f"{meta_file}: not a valid vault metadata file ({type(err).__name__}); the vault "
+                             "download is truncated or corrupt: download it again") from None
         if int(version) != 1:
-            raise ValueError(f"{self.path}: vault version {version} is not supported (1.x)")
-        self.leaves = _leaves(self.metadata["structure_dtype"])
+            raise InputError(f"{self.path}: vault version {version} is not supported (1.x)")
         self.ts = _tensorstore()
         self._arrays: dict[str, object] = {}
-        self.length = int(self._open("vault_index").read().result()[0])
+        self.length = int(self._result(lambda: self._open("vault_index").read().result(), "vault_index")[0])
         self.n_rows = int(self.array("observations").shape[0])
 
+    def _result(self, call, name: str):
+        """``call()``, with a tensorstore failure (missing or truncated chunk, broken database) re-raised as one
+        :class:`InputError` line naming the vault and the array instead of pages of tensorstore text."""
+        try:
+            return call()
+        except InputError:
+            raise
+        except (ValueError, OSError, RuntimeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = first if len(first) <= 100 else first[:97] + "..."
+            raise InputError(f"{self.path}: cannot read the vault array {name.rstrip('.')!r} ({reason}); the vault is incomplete "
+                             "or corrupt: download it again") from None
+
     def _open(self, name: str):
-        return self.ts.open(_spec(self.path, name), open=True, read=True).result()
+        return self._result(lambda: self.ts.open(_spec(self.path, name), open=True, read=True).result(), name)
 
     def array(self, leaf: str):
         """The lazy tensorstore array of ``leaf`` (e.g. ``"infos.state"``), shape ``[B, 10**13, ...]``."""
@@ -93,14 +112,14 @@ class VaultReader:
         t1 = self.length if t1 is None else min(t1, self.length)
         arr = self.array(leaf)
         if rows is None:
-            return np.asarray(arr[:, t0:t1].read().result())
-        return np.stack([np.asarray(arr[int(b), t0:t1].read().result()) for b in rows])
+            return self._result(lambda: np.asarray(arr[:, t0:t1].read().result()), leaf)
+        return np.stack([self._result(lambda: np.asarray(arr[int(b), t0:t1].read().result()), leaf) for b in rows])
 
 
 def read_vault_transitions(vault_dir: str | Path, rows: Sequence[int] | None = None,
                            terminals_are_timeouts: bool = False, state_key: str | None = "infos.state",
                            legal_key: str | None = "infos.legals", n_actions: int | None = None,
-                           t1: int | None = None) -> TransitionData:
+                           t1: int | None = None, bad_transitions: BadTransitions = "error") -> TransitionData:
     """A vault (all or some batch rows, each its own stream) -> :class:`TransitionData`.
 
     Args:
@@ -113,25 +132,27 @@ def read_vault_transitions(vault_dir: str | Path, rows: Sequence[int] | None = N
         n_actions: number of discrete actions for integer actions ``[B, T, N]`` / ``[B, T, N, 1]`` (default: the
             legal mask's last dim).
         t1: read only the first ``t1`` timesteps of each row (quick looks at big vaults).
+        bad_transitions: NaN/inf values and actions outside [-1, 1]: ``error``, ``drop`` or ``clip``
+            (:func:`~macflow.datamodules.screening.screen_transitions`).
     """
     reader = VaultReader(vault_dir)
     rows = list(range(reader.n_rows)) if rows is None else [int(r) for r in rows]
     bad = [r for r in rows if not 0 <= r < reader.n_rows]
     if bad:
-        raise ValueError(f"{vault_dir} has {reader.n_rows} batch rows; rows {bad} do not exist")
+        raise InputError(f"{vault_dir} has {reader.n_rows} batch rows; rows {bad} do not exist")
     get = lambda leaf: reader.read(leaf, 0, t1, rows)  # noqa: E731
     obs, actions, rewards = get("observations"), get("actions"), get("rewards")
     terminals, truncations = get("terminals"), get("truncations")
     b, t = obs.shape[:2]
     if obs.ndim != 4:
-        raise ValueError(f"{vault_dir}: observations must be [B, T, N, O], got {list(obs.shape)}")
+        raise InputError(f"{vault_dir}: observations must be [B, T, N, O], got {list(obs.shape)}")
     legal = get(legal_key) if legal_key and legal_key in reader.leaves else None
     discrete = np.issubdtype(actions.dtype, np.integer)
     if discrete:
         idx = actions.reshape(b, t, obs.shape[2]).astype(np.int64)
         n = n_actions or (legal.shape[-1] if legal is not None else None)
         if n is None:
-            raise ValueError(f"{vault_dir}: integer actions need n_actions (no legal-action mask to read it from)")
+            raise InputError(f"{vault_dir}: integer actions need n_actions (no legal-action mask to read it from)")
         actions = np.eye(n, dtype=np.float32)[idx]
     else:
         legal = None
@@ -144,8 +165,9 @@ def read_vault_transitions(vault_dir: str | Path, rows: Sequence[int] | None = N
         truncations, terminals = truncations | terminals, np.zeros_like(terminals)
     truncations[:, -1] |= ~terminals[:, -1]  # each row is its own stream: never pair across rows
     flat = lambda x: None if x is None else x.reshape((b * t,) + x.shape[2:])  # noqa: E731
-    return TransitionData.from_stream(flat(obs), flat(actions), flat(rewards), flat(terminals), flat(truncations),
+    data = TransitionData.from_stream(flat(obs), flat(actions), flat(rewards), flat(terminals), flat(truncations),
                                       state=flat(state), legal=flat(legal))
+    return screen_transitions(data, bad_transitions, f"vault {vault_dir}")
 
 
 def write_vault(vault_dir: str | Path, experience: Mapping, version: float = 1.2) -> Path:
