@@ -8,9 +8,7 @@ renamed into place, and the folder is fsynced: a full disk or a kill during a sa
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from macflow.errors import InputError
+from macflow.files import atomic_write
 from macflow.transitions import TransitionData
 
 RECORD = "macflow"
@@ -51,42 +50,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def save_atomically(checkpoint: dict[str, Any], path: Path) -> None:
-    """``torch.save(checkpoint)`` to ``path`` through a fsynced temporary file in its folder (with the permissions a
-    plain write would give), renamed into place; then fsync the folder so the rename survives a power loss."""
+    """``torch.save(checkpoint)`` to ``path`` through :func:`~macflow.files.atomic_write` (its folder made first)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    fsync_dir(path.parent)
-
-
-def current_umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename inside ``folder`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    atomic_write(path, lambda f: torch.save(checkpoint, f))
 
 
 def read_checkpoint(path: str | Path, option: str) -> dict[str, Any]:
@@ -139,15 +105,6 @@ def data_fingerprint(data: TransitionData) -> str:
         digest.update(f"{name}:{tensor.dtype}:{list(tensor.shape)};".encode())
         if tensor.numel():
             digest.update(tensor.view(torch.uint8).numpy())
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """``sha256`` of a file's bytes: names one checkpoint file unambiguously (e.g. the teacher a student read)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
     return digest.hexdigest()
 
 

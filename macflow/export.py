@@ -33,8 +33,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from macflow.checkpoints import current_umask, fsync_dir, read_checkpoint
+from macflow.checkpoints import read_checkpoint
 from macflow.errors import InputError
+from macflow.files import current_umask, fsync_dir
 from macflow.modules.normalization import ObservationNormalizer
 from macflow.modules.policies import SharedMLPPolicy, StudentPolicy
 from macflow.modules.student import OneStepStudent

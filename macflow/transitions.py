@@ -16,23 +16,18 @@ Construction checks structure only; values (NaN/inf, action bounds) are screened
 
 from __future__ import annotations
 
-import errno
-import glob
-import hashlib
 import json
-import os
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from macflow.errors import InputError
+from macflow.files import atomic_write, file_sha256
 
 
 @dataclass
@@ -244,15 +239,6 @@ class MissingDataFile(InputError, FileNotFoundError):
     """A data file or folder the user named, or a cache a step before should have made, does not exist."""
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of the bytes of ``path``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def saved_dataset_problem(path: str | Path) -> str | None:
     """Why the dataset saved at ``path`` cannot be used (missing, manifest unreadable, checksum mismatch, corrupt
     zip), or ``None`` when it is complete.
@@ -298,55 +284,3 @@ def _short(err: BaseException, limit: int = 120) -> str:
     lines = str(err).strip().splitlines()
     text = f"{type(err).__name__}: {lines[0] if lines else ''}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _file_mode() -> int:
-    """Permissions of a new regular file under the process umask (0644 for the usual 022)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write ``path`` through ``write(file)`` into a temporary file in the same folder, fsync it, then rename it
-    into place, so a reader never sees a partial file.
-
-    The file gets the umask's normal permissions (not ``mkstemp``'s 0600); temporary files left beside ``path``
-    by an earlier, killed write of it (``.<name>.*.tmp``) are removed. A full disk (or file-size limit) raises
-    :class:`InputError` naming ``path``; the previous file, if any, is left as it was."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-            if str(stale) != tmp:
-                stale.unlink(missing_ok=True)
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), _file_mode())
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise
-        kept = "the previous file is kept" if path.exists() else "nothing was written"
-        raise InputError(f"cannot write {path}: {os.strerror(err.errno)}; free space under {path.parent} and "
-                         f"run again ({kept})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -64,7 +64,7 @@ def test_a_failed_save_keeps_the_previous_last_ckpt(teacher_run: Path, tmp_path:
     before = {name: (root / name).read_bytes() for name in ("last.ckpt", "final.ckpt")}
     written: list[str] = []
     monkeypatch.setattr(torch, "save", failing_save(written))
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(InputError, match="No space left on device; free space under"):
         fit(TEACHER, root, "--trainer.max_steps=4", "--checkpoint.every_n_train_steps=3",
             f"--ckpt_path={root / 'last.ckpt'}")
     monkeypatch.undo()
@@ -96,7 +96,7 @@ def test_a_failed_final_checkpoint_keeps_the_previous_one(teacher_run: Path, tmp
     monkeypatch.setattr(torch, "save", save)
     args = ["fit", "--config", TEACHER, "--trainer.val_check_interval=100000", *quiet_trainer_args(root),
             "--trainer.max_steps=3", *extra]
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(InputError, match="No space left on device; free space under"):
         run_cli(args if saver == "FinalCheckpoint" else [*args, "--trainer.callbacks=null"])
     monkeypatch.undo()
     assert len(written) == 1 and Path(written[0]).parent == root

@@ -88,7 +88,8 @@ def test_subpackages_depend_on_each_other_in_one_direction():
     graph = import_graph()
     assert find_cycle(graph) is None, f"import cycle between parts of macflow: {find_cycle(graph)}"
     assert graph["errors"] == set()  # the input-error type every part may raise
-    assert graph["transitions"] <= {"errors"}
+    assert graph["files"] == {"errors"}  # atomic writes and checksums
+    assert graph["transitions"] <= {"errors", "files"}
     assert graph["envs"] == set()  # simulators depend on nothing else in macflow
     assert graph["evaluation"] == {"envs"}
     assert not graph["modules"] & {"datamodules", "datagen"}

@@ -13,7 +13,8 @@ import torch
 
 from macflow.datamodules import RandomBatches, TransitionData
 from macflow.errors import InputError
-from macflow.transitions import atomic_write, file_sha256, saved_dataset_problem
+from macflow.files import atomic_write, file_sha256
+from macflow.transitions import saved_dataset_problem
 
 
 def _episode(length: int, terminated: bool, start: float, n: int = 2, with_extras: bool = False) -> dict:
@@ -102,7 +103,7 @@ def test_a_write_that_runs_out_of_space_keeps_the_previous_file(tmp_path):
         import resource, signal
         from pathlib import Path
         from macflow.errors import InputError
-        from macflow.transitions import atomic_write
+        from macflow.files import atomic_write
         target = Path({str(tmp_path / "d.npz")!r})
         atomic_write(target, lambda f: f.write(b"old" * 100))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

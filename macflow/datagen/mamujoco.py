@@ -28,7 +28,8 @@ from macflow.datagen.ars import linear_from_checkpoint, train_ars
 from macflow.datagen.cpg import cpg_from_result, tune_cpg
 from macflow.datagen.policies import RandomPolicy
 from macflow.envs.mamujoco import MaMuJoCoEpisode, get_scenario
-from macflow.transitions import TransitionData, atomic_write
+from macflow.files import atomic_write
+from macflow.transitions import TransitionData
 
 QUALITIES = ("random", "medium", "expert", "medium-replay", "medium-expert")
 QUALITY_TAGS = {"random": 21, "medium": 22, "expert": 23, "medium-replay": 24}

@@ -16,7 +16,8 @@ import numpy as np
 
 from macflow.datagen.mpe_policies import ExpertPolicy, NoisyExpertPolicy, RandomPolicy
 from macflow.envs.mpe import SpreadEpisode
-from macflow.transitions import TransitionData, atomic_write
+from macflow.files import atomic_write
+from macflow.transitions import TransitionData
 
 QUALITIES = ("random", "medium", "expert", "medium-replay")
 MEDIUM_SIGMA = 1.7

@@ -23,7 +23,8 @@ from macflow.datamodules.base import OfflineMARLDataModule
 from macflow.datamodules.screening import BadTransitions
 from macflow.envs.mpe import MPESpreadEnv, obs_dim_for
 from macflow.errors import InputError
-from macflow.transitions import MissingDataFile, TransitionData, atomic_write
+from macflow.files import atomic_write
+from macflow.transitions import MissingDataFile, TransitionData
 
 DEFAULT_EPISODES = {"random": 2000, "medium": 2000, "expert": 2000, "medium-replay": 400}
 """Default episodes per quality (50k transitions; the public OMAR sets have 40k episodes, medium-replay 3.9k):

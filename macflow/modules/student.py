@@ -33,13 +33,13 @@ from torch.nn import functional as F
 from macflow.checkpoints import (
     RECORD,
     data_fingerprint,
-    file_sha256,
     model_class_path,
     read_checkpoint,
     run_record,
     short_class,
 )
 from macflow.errors import InputError
+from macflow.files import file_sha256
 from macflow.modules.base import MACFlowModule, masked_argmax_one_hot, with_lr_schedule
 from macflow.modules.critics import AgentCritic, EnsembleCritic
 from macflow.modules.mixed_critic import MixedCritic, aggregate_ensemble, remap_legacy_keys
