@@ -1,15 +1,16 @@
 """SMAX behaviour data: JAX behaviour policies run in jaxmarl's simulator, whole episodes scanned and vmapped.
 
 Qualities: ``random`` (uniform over the legal actions), ``medium`` (jaxmarl's ally heuristic,
-``create_heuristic_policy(env, team=0)``), ``expert`` (focus fire on privileged state: each ally shoots the
-lowest-health enemy it can reach, else moves toward the lowest-health living enemy; ties follow a priority order
+``create_heuristic_policy(env, team=0)``), ``expert`` (focus fire on privileged state: each ally shoots the enemy
+with the fewest hit points it can reach, else moves toward the weakest living enemy; ties follow a priority order
 of the enemies drawn per episode, so equally healthy targets give several joint modes: the order is stored as the
 episode's ``mode``) and ``medium-replay`` (each agent plays a random legal action with probability epsilon, else
 the ally heuristic; epsilon falls linearly from 1 to 0 over the episodes, like a learning agent's replay buffer).
-A dead ally stops (its only legal action); any other action outside the legal set is replaced by stop and
-counted in the manifest. Episode ``e`` of ``(quality, data_seed)`` has its own reset seed, so a dataset is the same whatever the
-number of episodes around it; episodes run in chunks of a fixed size, so every chunk is the same compiled program.
-:func:`generate_dataset` writes the ``.npz`` + JSON manifest + ``.modes.npy`` that ``SMAXDataModule`` reads.
+A dead ally stops (its only legal action); any other action outside the legal set is replaced by stop and counted
+in the manifest. Episode ``e`` of ``(quality, data_seed)`` has its own reset seed, so a dataset is the same
+whatever the number of episodes around it; episodes run in chunks of a fixed size, so every chunk is the same
+compiled program. :func:`generate_dataset` writes the ``.npz`` + JSON manifest + ``.modes.npy`` that
+``SMAXDataModule`` reads.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ BEHAVIOURS = {
     "medium": {"policy": "jaxmarl ally heuristic create_heuristic_policy(env, team=0, attack_mode='closest')",
                "illegal_actions": "dead allies stop; other illegal actions are replaced by stop"},
     "expert": {"policy": "focus fire on privileged state: shoot the lowest-health reachable enemy, else move toward "
-                         "the lowest-health living enemy (health as a fraction of the unit type's maximum)",
+                         "the lowest-health living enemy (health in hit points)",
                "tie_break": "a priority order of the enemies drawn per episode (the episode's mode)"},
     "medium-replay": {"policy": "per agent and step: a random legal action with probability epsilon, else the "
                                 "jaxmarl ally heuristic", "epsilon": "1 - e / (episodes - 1) for episode e",
@@ -97,9 +98,8 @@ def _behaviour(sim: SMAXSim, quality: str):
 
         def act(key, perm, env_state, observation, eps):
             s = env_state.state
-            health = s.unit_health / sim.env.unit_type_health[s.unit_types]
             rank = jnp.zeros(n_enemies).at[perm].set(jnp.arange(n_enemies))
-            score = health[n:] + 1e-3 * rank  # [n_enemies], lower = shoot first
+            score = s.unit_health[n:] + 1e-3 * rank  # [n_enemies] hit points, lower = shoot first
             alive = s.unit_alive[n:]
             shootable = observation.legal[:, N_MOVE_ACTIONS:]  # [N, n_enemies]
             attack = N_MOVE_ACTIONS + jnp.argmin(jnp.where(shootable, score, jnp.inf), -1)
