@@ -5,10 +5,11 @@ from macflow.datamodules.coordination import CoordinationDataModule
 from macflow.datamodules.mamujoco import MaMuJoCoDataModule
 from macflow.datamodules.mpe import MPEDataModule
 from macflow.datamodules.sampling import RandomBatches
+from macflow.datamodules.smax import SMAXDataModule
 from macflow.transitions import TransitionData
 
 __all__ = ["OfflineMARLDataModule", "CoordinationDataModule", "MPEDataModule", "MaMuJoCoDataModule",
-           "RandomBatches", "TransitionData"]
+           "SMAXDataModule", "RandomBatches", "TransitionData"]
 
 MOVED = {"rollout": "macflow.envs", "EnvStep": "macflow.envs", "MultiAgentEnv": "macflow.envs",
          "EVAL_SEED_OFFSET": "macflow.evaluation"}
