@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import CONFIGS, REPO, quiet_trainer_args, run_cli
+from lightning.pytorch import Callback, LightningModule, Trainer
 
+from macflow.callbacks import RunCheckpoints
 from macflow.checkpoints import AtomicCheckpointIO, read_checkpoint, run_record
 from macflow.errors import InputError
 
@@ -239,3 +241,56 @@ def test_trainer_callbacks_every_n_train_steps_names_the_checkpoint_flag(capsys:
     with pytest.raises(SystemExit):
         run_cli(["fit", "--config", str(CONFIGS / "teacher.yaml"), "--trainer.callbacks.every_n_train_steps=50"])
     assert "use --checkpoint.every_n_train_steps=50" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------- saves and validations
+class _Tiny(LightningModule):
+    def __init__(self, validates: bool = True) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 1)
+        if not validates:
+            self.validation_step = None  # type: ignore[assignment]
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).pow(2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/x", self.layer(batch[0]).mean())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _RecordSavesAndValidations(Callback):
+    def __init__(self) -> None:
+        self.validated: list[int] = []
+        self.saved: list[tuple[int, bool]] = []  # (global_step, saved during a validation)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self.validated.append(trainer.global_step)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        self.saved.append((trainer.global_step, trainer.validating))
+
+
+@pytest.mark.filterwarnings("error:RunCheckpoints")  # its warning that an expected validation did not run
+@pytest.mark.parametrize(("options", "validates"), [
+    ({"val_check_interval": 3, "check_val_every_n_epoch": None}, True),  # int, counted over the fit
+    ({"val_check_interval": 3, "check_val_every_n_epoch": 1}, True),  # int, counted within each epoch of 8
+    ({"val_check_interval": 0.5}, True),  # float: every 4 batches of 8
+    ({"val_check_interval": 1.0, "check_val_every_n_epoch": 2}, True),  # every other epoch end
+    ({"limit_val_batches": 0}, True),  # no validation
+    ({}, False),  # no validation_step
+])
+def test_a_save_at_a_validation_step_comes_after_that_validation(tmp_path: Path, options: dict, validates: bool):
+    record = _RecordSavesAndValidations()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(16, 2)), batch_size=2)
+    trainer = Trainer(default_root_dir=tmp_path, max_steps=30, num_sanity_val_steps=0, logger=False,
+                      enable_progress_bar=False, enable_model_summary=False,
+                      callbacks=[RunCheckpoints(every_n_train_steps=2), record], **options)
+    trainer.fit(_Tiny(validates), loader, loader if validates else None)
+    saves = [step for step, _ in record.saved if step % 2 == 0 and step < 30]
+    assert saves == list(range(2, 30, 2))  # every periodic save made, once
+    after_validation = {step for step, during in record.saved if during}
+    assert after_validation == {step for step in record.validated if step % 2 == 0}
+    assert bool(record.validated) == (validates and options.get("limit_val_batches") != 0)

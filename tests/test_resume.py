@@ -55,15 +55,19 @@ def logged(root: Path) -> dict[tuple[int, str], str]:
     return values
 
 
-def assert_killed_fit_resumes_bitwise(stage: str, tmp_path: Path, *extra: str) -> None:
+def assert_killed_fit_resumes_bitwise(stage: str, tmp_path: Path, *extra: str, kill_at: int = KILL_AT,
+                                      in_validation: bool = False, saved_at: int = SAVE_EVERY) -> tuple[Path, Path]:
+    """Kill a fit at step ``kill_at`` (:class:`kill_at_step.KillAtStep`; its last save: ``saved_at``), resume it, and
+    compare it with an uninterrupted one; returns the run directories ``(uninterrupted, killed and resumed)``."""
     full, killed = tmp_path / "full", tmp_path / "killed"
     done = macflow(fit_args(stage, full, *extra), tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     died = macflow(fit_args(stage, killed, *extra, "--trainer.callbacks+=kill_at_step.KillAtStep",
-                            f"--trainer.callbacks.step={KILL_AT}"), tmp_path)
+                            f"--trainer.callbacks.step={kill_at}",
+                            f"--trainer.callbacks.in_validation={str(in_validation).lower()}"), tmp_path)
     assert died.returncode == -9, died.stderr[-3000:]
     saved = torch.load(killed / "last.ckpt", weights_only=True)
-    assert saved["global_step"] == SAVE_EVERY  # the kill came between two saves
+    assert saved["global_step"] == saved_at  # the last save before the kill
     resumed = macflow(fit_args(stage, killed, *extra, f"--ckpt_path={killed / 'last.ckpt'}"), tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
@@ -79,9 +83,20 @@ def assert_killed_fit_resumes_bitwise(stage: str, tmp_path: Path, *extra: str) -
     assert got["lr_schedulers"] == expected["lr_schedulers"]
 
     uninterrupted, after_resume = logged(full), logged(killed)
-    later = {key: value for key, value in uninterrupted.items() if key[0] >= SAVE_EVERY}
+    later = {key: value for key, value in uninterrupted.items() if key[0] >= saved_at}
     assert any(name.startswith("eval/") for _, name in later) and any(name.startswith("train/") for _, name in later)
     assert {key: after_resume.get(key) for key in later} == later
+    return full, killed
+
+
+def evaluations(root: Path, version: str = "*") -> list[tuple[int, str, str]]:
+    """Every ``(step, eval/* metric, value)`` of the CSV logs of a run directory (all versions), repeats kept."""
+    rows = []
+    for path in sorted(root.glob(f"lightning_logs/version_{version}/metrics.csv")):
+        with path.open() as f:
+            rows += [(int(row["step"]), k, v) for row in csv.DictReader(f) for k, v in row.items()
+                     if v and k.startswith("eval/")]
+    return sorted(rows)
 
 
 @pytest.mark.slow
@@ -92,6 +107,19 @@ def test_killed_teacher_fit_resumes_bitwise(tmp_path):
 @pytest.mark.slow
 def test_killed_student_fit_resumes_bitwise_with_its_target_critic(untrained_teacher, tmp_path):
     assert_killed_fit_resumes_bitwise("student", tmp_path, f"--model.init_args.teacher_ckpt={untrained_teacher}")
+
+
+@pytest.mark.slow
+def test_a_kill_as_a_save_steps_evaluation_starts_logs_each_evaluation_once(tmp_path):
+    # evaluations and saves both every 40 steps; the kill comes as step 80's evaluation starts. Before, last.ckpt of
+    # step 80 was written before that evaluation and the resume counted it as done: eval/* of step 80 never logged
+    every = f"--trainer.val_check_interval={SAVE_EVERY}"
+    full, killed = assert_killed_fit_resumes_bitwise("teacher", tmp_path, every, kill_at=2 * SAVE_EVERY,
+                                                     in_validation=True, saved_at=SAVE_EVERY)
+    expected = evaluations(full)
+    assert sorted({step for step, _, _ in expected}) == [SAVE_EVERY - 1, 2 * SAVE_EVERY - 1, MAX_STEPS - 1]
+    assert evaluations(killed) == expected  # each evaluation step once, with the same values
+    assert {step for step, _, _ in evaluations(killed, "0")} == {SAVE_EVERY - 1}  # the killed fit logged step 40's
 
 
 # ----------------------------------------------------------------------------------------------- the pieces
