@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
 EXTRAS ?= all
+TEST_WORKERS ?= 2
 PY := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 1
 
@@ -26,7 +27,7 @@ demo: setup
 	$(PY) -m macflow validate --config configs/student.yaml --ckpt_path runs/main/student/seed0/final.ckpt
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)   # pytest-xdist: one test process per core
 
 clean:
 	rm -rf runs lightning_logs
