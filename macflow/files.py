@@ -11,6 +11,7 @@ import glob
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -26,11 +27,9 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     by an earlier, killed write of it (``.<name>.*.tmp``) are removed. A full disk (or file-size limit) raises
     :class:`InputError` naming ``path``; the previous file, if any, is left as it was."""
     path = Path(path)
+    remove_stale_temp_files(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-            if str(stale) != tmp:
-                stale.unlink(missing_ok=True)
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), new_file_mode())
             write(f)
@@ -47,6 +46,22 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+STALE_AFTER_S = 60.0
+"""A temporary file of a write older than this is taken as left by a killed process (a live write renames its
+temporary file within seconds), so another process writing the same file at the same time keeps its own."""
+
+
+def remove_stale_temp_files(path: Path) -> None:
+    """Remove the temporary files (``.<name>.*.tmp``) that killed writes of ``path`` left beside it."""
+    now = time.time()
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if now - stale.stat().st_mtime > STALE_AFTER_S:
+                stale.unlink()
+        except FileNotFoundError:  # removed meanwhile by another process
+            pass
 
 
 def fsync_dir(folder: Path) -> None:

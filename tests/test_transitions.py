@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -88,13 +89,28 @@ def test_atomic_write_removes_temp_files_of_a_killed_write_and_uses_normal_permi
     stale.write_bytes(b"")
     other = tmp_path / ".e.npz.abc123.tmp"  # another file's temp: not ours to remove
     other.write_bytes(b"")
+    live = tmp_path / ".d.npz.live99.tmp"  # a write of the same file in progress in another process
+    live.write_bytes(b"")
+    hour_ago = time.time() - 3600
+    for left in (stale, other):
+        os.utime(left, (hour_ago, hour_ago))
     old = os.umask(0o022)
     try:
         atomic_write(target, lambda f: f.write(b"data"))
     finally:
         os.umask(old)
-    assert target.read_bytes() == b"data" and not stale.exists() and other.exists()
+    assert target.read_bytes() == b"data" and not stale.exists() and other.exists() and live.exists()
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_write_to_a_relative_path_keeps_its_own_temp_file(tmp_path, monkeypatch):
+    """``mkstemp`` returns an absolute path; a relative target (``data_cache/...``, the default cache) must still
+    be written, not lose its temporary file before the rename."""
+    monkeypatch.chdir(tmp_path)
+    Path("cache").mkdir()
+    atomic_write(Path("cache/refs.json"), lambda f: f.write(b"{}"))
+    assert (tmp_path / "cache/refs.json").read_bytes() == b"{}"
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["refs.json"]
 
 
 def test_a_write_that_runs_out_of_space_keeps_the_previous_file(tmp_path):
