@@ -39,8 +39,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if not _is_local(path):
             return super().load_checkpoint(path, map_location, weights_only)
         if not Path(path).is_file():
-            raise InputError(f"checkpoint {path} not found: check the path (a completed fit writes "
-                             "<default_root_dir>/final.ckpt, a running one last.ckpt)")
+            raise missing_checkpoint_error(Path(path))
         try:
             return super().load_checkpoint(path, map_location, weights_only)
         except Exception as error:  # noqa: BLE001  (any failure to read it means the file is damaged)
@@ -62,8 +61,7 @@ def read_checkpoint(path: str | Path, option: str) -> dict[str, Any]:
     (a module built in Python, not from a config) is read with the full unpickler, as it was written by this user."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{option} {path} not found: check the path (a completed fit writes "
-                         "<default_root_dir>/final.ckpt, a running one last.ckpt)")
+        raise missing_checkpoint_error(path, option)
     try:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -73,6 +71,12 @@ def read_checkpoint(path: str | Path, option: str) -> dict[str, Any]:
             return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # noqa: BLE001  (any failure to read it means the file is damaged)
         raise corrupt_checkpoint_error(path, error, option) from None
+
+
+def missing_checkpoint_error(path: Path, option: str = "checkpoint") -> InputError:
+    """The one-line error for a checkpoint path where no file is."""
+    return InputError(f"{option} {path} not found: check the path (a completed fit writes "
+                      "<default_root_dir>/final.ckpt, a running one last.ckpt)")
 
 
 def corrupt_checkpoint_error(path: Path, error: BaseException, option: str = "checkpoint") -> InputError:
