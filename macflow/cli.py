@@ -278,9 +278,10 @@ def config_parser(trainer_defaults: bool = True):
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def resolve_config(args: list[str], trainer_defaults: bool = True) -> dict[str, Any]:
+def resolve_config(args: list[str], trainer_defaults: bool = True, keep_none: bool = False) -> dict[str, Any]:
     """The full config that ``python -m macflow fit <args>`` runs with (every default filled in, as
-    ``--print_config`` shows it), without building anything: e.g. to compare or hash runs."""
+    ``--print_config`` shows it), without building anything (no model, data or teacher checkpoint is loaded): e.g.
+    to compare or hash runs. ``keep_none`` keeps the options set to ``None`` (the experiment runner hashes them)."""
     message = moved_path_message(list(args))
     if message:
         raise FileNotFoundError(message)
@@ -288,4 +289,5 @@ def resolve_config(args: list[str], trainer_defaults: bool = True) -> dict[str, 
     if message:
         raise ValueError(message)
     parser = config_parser(trainer_defaults)
-    return yaml.safe_load(parser.dump(parser.parse_args(list(args))))
+    parsed = parser.parse_args(list(args))
+    return yaml.safe_load(parser.dump(parsed, skip_none=False, skip_check=True) if keep_none else parser.dump(parsed))

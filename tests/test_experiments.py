@@ -9,8 +9,9 @@ import pytest
 import yaml
 from conftest import CONFIGS
 
+from macflow.cli import resolve_config
 from macflow.experiments.grid import GridError, load_grid
-from macflow.experiments.provenance import config_hash, hashed_config, parse_config
+from macflow.experiments.provenance import config_hash, hashed_config
 from macflow.experiments.records import RECORD_FIELDS
 from macflow.experiments.runner import Runner
 
@@ -156,7 +157,7 @@ def test_config_hash_follows_settings_that_change_results_only(tmp_path):
 
     def digest(*extra: str, root: str = "a") -> str:
         args = [a.replace("/a", f"/{root}") for a in base] + list(extra)
-        return config_hash(hashed_config(parse_config(args), f"{tmp_path}/{root}"))
+        return config_hash(hashed_config(resolve_config(args, keep_none=True), f"{tmp_path}/{root}"))
 
     reference = digest()
     assert digest("--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false") == reference
@@ -286,3 +287,45 @@ def test_one_seed_shows_its_value_without_a_spread():
 
     assert summary([0.5]) == "0.500"
     assert summary([0.5, 0.7]).startswith("0.600 ± ")
+
+
+def test_data_records_come_from_the_manifest_and_render_one_row_per_seed(tmp_path):
+    from macflow.experiments.render import render
+
+    cache = tmp_path / "cache"
+    path = tiny_grid(
+        tmp_path, name="tinympe", seeds=[0, 1], doc=str(tmp_path / "doc.md"),
+        datasets={"expert": ["--data.init_args.quality=expert", "--data.init_args.n_episodes=8",
+                             "--data.init_args.n_reference_episodes=4", f"--data.init_args.cache_dir={cache}"]},
+        methods={"teacher": {"config": str(CONFIGS / "mpe/teacher.yaml")}},
+        tables=[{"id": "datasets", "rows": [{"method": "data", "label": "behaviour data"}], "per_seed": True,
+                 "columns": [{"header": "episodes", "metric": "data/episodes", "digits": 0},
+                             {"header": "mean return", "metric": "data/return", "digits": 2}]}])
+    grid, records = load_grid(path), tmp_path / "records"
+    runner = Runner(grid, tmp_path / "runs", records, log=lambda _: None)
+    made = runner.run(data_only=True)
+    assert (runner.fits, runner.evaluations) == (0, 0)
+    assert [(r["method"], r["dataset"], r["seed"], r["generated"]) for r in made] == [
+        ("data", "expert", 0, True), ("data", "expert", 1, True)]
+    for r in made:
+        manifest = json.loads(next(cache.rglob(f"*expert_ep8_seed{r['seed']}.json")).read_text())
+        assert r["metrics"]["data/return"] == manifest["mean_return"] and r["metrics"]["data/episodes"] == 8.0
+        assert r["manifest"]["data_seed"] == r["seed"] and r["config"]["data"]["init_args"]["n_episodes"] == 8
+    assert made[0]["metrics"]["data/return"] != made[1]["metrics"]["data/return"]  # each seed its own data
+    committed = records / "tinympe/data/expert/seed0.json"
+    mtime = committed.stat().st_mtime_ns
+    again = Runner(grid, tmp_path / "runs", records, log=lambda _: None).run(data_only=True)
+    assert [r["generated"] for r in again] == [True, True]  # the committed records, kept as they were
+    assert committed.stat().st_mtime_ns == mtime
+
+    render(grid, records)
+    text = (tmp_path / "doc.md").read_text()
+    for r in made:
+        assert f"| behaviour data | {r['seed']} | 8 | {r['metrics']['data/return']:.2f} |" in text
+    assert "One row per seed." in text and "evaluation episodes" not in text
+
+
+def test_a_method_named_data_is_a_grid_error(tmp_path):
+    path = tiny_grid(tmp_path, methods={"data": {"config": str(CONFIGS / "coordination/teacher.yaml")}})
+    with pytest.raises(GridError, match="methods.data: 'data' names the datasets' own records"):
+        load_grid(path)

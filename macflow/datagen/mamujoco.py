@@ -27,11 +27,14 @@ import numpy as np
 from macflow.datagen.ars import linear_from_checkpoint, train_ars
 from macflow.datagen.cpg import cpg_from_result, tune_cpg
 from macflow.datagen.policies import RandomPolicy
+from macflow.datagen.seeds import episode_seed
 from macflow.envs.mamujoco import MaMuJoCoEpisode, get_scenario
 from macflow.files import atomic_write
 from macflow.transitions import TransitionData
 
 QUALITIES = ("random", "medium", "expert", "medium-replay", "medium-expert")
+RESET_SEED_BOUND = 2**31
+"""MaMuJoCo reset seeds stay below this (a signed 32-bit int, as the generated datasets have always used)."""
 QUALITY_TAGS = {"random": 21, "medium": 22, "expert": 23, "medium-replay": 24}
 MEDIUM_FRACTION = 0.5
 ARS_VERSION, CPG_VERSION = 1, 2
@@ -158,12 +161,6 @@ def policies_for(quality: str, behaviours: dict, n_episodes: int, action_dim: in
     raise ValueError(f"unknown MaMuJoCo quality {quality!r}; choose one of {QUALITIES}")
 
 
-def episode_seed(tag: int, data_seed: int, episode: int) -> tuple[int, np.random.Generator]:
-    ss = np.random.SeedSequence([tag, data_seed, episode])
-    env_ss, pol_ss = ss.spawn(2)
-    return int(env_ss.generate_state(1)[0] % (2**31)), np.random.default_rng(pol_ss)
-
-
 def run_episode(ep: MaMuJoCoEpisode, policy, seed: int, rng: np.random.Generator) -> dict:
     """One episode; ``max_pitch`` is the largest |torso pitch| seen (HalfCheetah ``qpos[2]``: > ~1.5 = flipped)."""
     obs, state, single = ep.reset(seed)
@@ -193,7 +190,7 @@ def collect(quality: str, behaviours: dict, n_episodes: int, data_seed: int, sce
     for e in tqdm(range(n_episodes), desc=f"collect {scenario} {quality}", disable=not progress):
         pol, mode = per[e]
         for attempt in range(20):  # re-collect flipped expert episodes with the next seed of the same stream
-            seed, rng = episode_seed(QUALITY_TAGS[quality], data_seed, e + 1_000_000 * attempt)
+            seed, rng = episode_seed(QUALITY_TAGS[quality], data_seed, e + 1_000_000 * attempt, bound=RESET_SEED_BOUND)
             out = run_episode(ep, pol, seed, rng)
             if not (filter_flips and out["max_pitch"] > FLIP_ANGLE):
                 break

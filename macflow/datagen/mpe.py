@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from macflow.datagen.mpe_policies import ExpertPolicy, NoisyExpertPolicy, RandomPolicy
+from macflow.datagen.seeds import episode_seed
 from macflow.envs.mpe import SpreadEpisode
 from macflow.files import atomic_write
 from macflow.transitions import TransitionData
@@ -49,13 +50,6 @@ def behaviour_policy(quality: str, n_agents: int, n_episodes: int, expert_tol: f
         return policy_for, {"policy": "scripted PD expert + Gaussian force noise annealed over episodes",
                             "sigma_start": REPLAY_SIGMA_START, "sigma_end": medium_sigma, "tol": expert_tol}
     raise ValueError(f"unknown MPE quality {quality!r}; choose one of {QUALITIES}")
-
-
-def episode_seed(tag: int, data_seed: int, episode: int) -> tuple[int, np.random.Generator]:
-    """Env reset seed and policy RNG of one generated episode (independent streams from one SeedSequence)."""
-    ss = np.random.SeedSequence([tag, data_seed, episode])
-    env_ss, pol_ss = ss.spawn(2)
-    return int(env_ss.generate_state(1)[0]), np.random.default_rng(pol_ss)
 
 
 def run_episode(sim: SpreadEpisode, policy, seed: int, rng: np.random.Generator) -> dict:

@@ -21,6 +21,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--datasets", nargs="+", help="only these datasets")
     run.add_argument("--methods", nargs="+", help="only these methods (their teachers are run too)")
     run.add_argument("--dry-run", action="store_true", help="print each cell's run directory and fit command")
+    run.add_argument("--data-only", action="store_true",
+                     help="only prepare the datasets and write their data records (no training)")
     run.add_argument("--runs", type=Path, default=RUNS, help="root of the run directories (checkpoints)")
     run.add_argument("--records", type=Path, default=RECORDS, help="root of the committed records")
     run.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: the tables' setting)")
@@ -59,7 +61,7 @@ def command(args: argparse.Namespace) -> None:
         unknown = set(args.methods or []) - set(grid.methods)
         if unknown:
             raise SystemExit(f"{grid.path}: no method(s) {sorted(unknown)} (have {sorted(grid.methods)})")
-        runner.run(args.methods, args.datasets, args.seeds)
+        runner.run(args.methods, args.datasets, args.seeds, args.data_only)
         print(f"[{grid.name}] {runner.fits} fit(s), {runner.evaluations} evaluation(s) run")
     elif args.command == "render":
         from macflow.experiments.render import render

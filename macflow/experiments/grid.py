@@ -15,13 +15,15 @@ from typing import Any
 
 import yaml
 
+from macflow.experiments.datasets import DATA
+
 GRID_KEYS = {"name", "doc", "seeds", "methods", "datasets", "fit_args", "validate_args", "tables", "figures",
              "latency"}
 FIGURE_KINDS = ("return_vs_latency", "coordination_samples")
 """What a ``figures`` entry may draw (see :mod:`macflow.experiments.figures`)."""
 METHOD_KEYS = {"config", "args", "teacher", "variants", "dataset_args", "validate_args", "label", "family",
                "datasets"}
-TABLE_KEYS = {"id", "title", "text", "rows", "datasets", "columns", "sort_by"}
+TABLE_KEYS = {"id", "title", "text", "rows", "datasets", "columns", "sort_by", "per_seed"}
 COLUMN_KEYS = {"header", "metric", "min_of", "latency", "relative_to", "digits", "scale"}
 COLUMN_SOURCES = ("metric", "min_of", "latency")
 """A column shows exactly one of these (see :mod:`macflow.experiments.render`)."""
@@ -134,6 +136,9 @@ def load_grid(path: str | Path) -> Grid:
     methods: dict[str, Method] = {}
     for mname, spec in _mapping(raw["methods"], f"{path}: methods").items():
         where = f"{path}: methods.{mname}"
+        if mname == DATA:
+            raise GridError(f"{where}: '{DATA}' names the datasets' own records (table rows '{DATA}'); rename the "
+                            "method")
         spec = _mapping(spec, where)
         unknown = set(spec) - METHOD_KEYS
         if unknown:
@@ -223,6 +228,8 @@ def _tables(path: Path, value: Any, methods: dict[str, Method], datasets: dict[s
                 raise GridError(f"{at}: a column needs a 'header' and exactly one of {list(COLUMN_SOURCES)}")
         for row in spec.get("rows") or []:
             method, variant = (row.get("method"), row.get("variant")) if isinstance(row, dict) else parse_row(str(row))
+            if method == DATA and not variant:
+                continue
             if method not in methods:
                 raise GridError(f"{where}.rows: no method '{method}' in this grid ({sorted(methods)})")
             if variant and variant not in methods[method].variants:

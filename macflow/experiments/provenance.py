@@ -7,36 +7,14 @@ import json
 import os
 import platform
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from macflow.run_config import IGNORED_KEYS, RUN_DIR, hashed_config
 
-__all__ = ["IGNORED_KEYS", "RUN_DIR", "config_hash", "device_info", "git_commit", "hashed_config", "parse_config"]
-
-def parse_config(args: list[str]) -> dict[str, Any]:
-    """The resolved config of ``python -m macflow fit <args>`` (``args`` without the subcommand) as a plain dict,
-    parsed without building anything (the model, data and a student's teacher checkpoint are not loaded)."""
-    from macflow.cli import MACFlowCLI
-
-    class ParseOnly(MACFlowCLI):
-        def instantiate_classes(self) -> None:
-            """Parsing is all the hash needs."""
-
-    from lightning.pytorch import LightningDataModule, LightningModule
-
-    old = sys.argv
-    sys.argv = ["macflow"]
-    try:
-        cli = ParseOnly(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                        save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False, args=args, run=False)
-    finally:
-        sys.argv = old
-    return yaml.safe_load(cli.parser.dump(cli.config, skip_none=False, skip_check=True))
+__all__ = ["IGNORED_KEYS", "RUN_DIR", "config_hash", "device_info", "git_commit", "hashed_config"]
 
 
 def config_hash(config: dict[str, Any]) -> str:

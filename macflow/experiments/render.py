@@ -7,7 +7,8 @@ markers is kept. A grid's ``tables`` entry names its ``id``, ``title``, optional
 ``digits`` and ``scale``, or ``latency`` (a batch size: ms per team decision from the grid's latency record,
 ``python -m macflow.experiments latency``), optionally ``relative_to`` a row (the ratio to that row's latency).
 ``sort_by`` (a column's header) orders each dataset's rows by that column. Cells show mean ± std over seeds (and the
-IQM with its bootstrap interval from 3 seeds). Cells with converted records are marked †; ‡ marks a published
+IQM with its bootstrap interval from 3 seeds), or each seed's own number in a row of its own with ``per_seed: true``
+(e.g. the datasets tables, rows ``data``: :mod:`macflow.experiments.datasets`). Cells with converted records are marked †; ‡ marks a published
 aggregate without per-seed numbers. A grid's ``figures`` are linked at the end of the section of the table they
 name (``table``, default the first); render draws the ``return_vs_latency`` ones from the records, the
 ``figures`` command those drawn from checkpoints (:mod:`macflow.experiments.figures`).
@@ -94,7 +95,7 @@ def cell(records: list[dict[str, Any]], column: dict[str, Any]) -> str:
         return f"{fmt(s['mean'], digits, scale)} ± {fmt(s['std'], digits, scale)} ‡"
     values = [v for v in (value(r, column) for r in records) if v is not None]
     text = summary(values, digits, scale)
-    return text + (" †" if any(r.get("source") == "converted" for r in records) else "")
+    return text + (" †" if values and any(r.get("source") == "converted" for r in records) else "")
 
 
 def short_commit(record: dict[str, Any]) -> str:
@@ -134,7 +135,8 @@ def render_table(grid: Grid, spec: dict[str, Any], records: list[dict[str, Any]]
         raise SystemExit(f"{grid.path}: tables.{spec['id']}.sort_by: no column '{spec['sort_by']}'")
     many = len(datasets) > 1
     used: list[dict[str, Any]] = []
-    lines = ["| " + " | ".join((["data"] if many else []) + ["method", "seeds"] + [c["header"] for c in columns])
+    seed_header = "seed" if spec.get("per_seed") else "seeds"
+    lines = ["| " + " | ".join((["data"] if many else []) + ["method", seed_header] + [c["header"] for c in columns])
              + " |", "|" + "---|" * ((2 if not many else 3) + len(columns))]
     for dataset in datasets:
         present = [(m, v, label) for m, v, label in rows if by_key.get((m, v, dataset))]
@@ -144,12 +146,14 @@ def render_table(grid: Grid, spec: dict[str, Any], records: list[dict[str, Any]]
             got = by_key[(method, variant, dataset)]
             used += got
             aggregate = [r for r in got if "summary" in r]  # a published aggregate wins over single seeds' records
-            seeds = (str(aggregate[0].get("n_seeds", "–")) if aggregate
-                     else " ".join(str(r["seed"]) for r in got))
-            cells = [fmt(latency_value(latency, c, method, variant, dataset), c.get("digits", 3))
-                     if "latency" in c else cell(got, c) for c in columns]
-            lines.append("| " + " | ".join(([dataset] if many else []) + [row_label(grid, method, variant, label),
-                                                                            seeds] + cells) + " |")
+            groups = [[r] for r in got] if spec.get("per_seed") and not aggregate else [got]
+            for group in groups:
+                seeds = (str(aggregate[0].get("n_seeds", "–")) if aggregate
+                         else " ".join(str(r["seed"]) for r in group))
+                cells = [fmt(latency_value(latency, c, method, variant, dataset), c.get("digits", 3))
+                         if "latency" in c else cell(group, c) for c in columns]
+                lines.append("| " + " | ".join(([dataset] if many else []) + [
+                    row_label(grid, method, variant, label), seeds] + cells) + " |")
     command = (f"python -m macflow.experiments run {grid.path} && python -m macflow.experiments render {grid.path}")
     configs = sorted({c for m in grid.methods.values() for c in m.config})
     seeds = sorted({r["seed"] for r in used if isinstance(r.get("seed"), int)})
@@ -160,12 +164,13 @@ def render_table(grid: Grid, spec: dict[str, Any], records: list[dict[str, Any]]
     head = [f"## {spec.get('title', spec['id'])}", "",
             f"Made by `{command}` from the records in `{Path(records_root) / grid.name}/`; configs "
             + ", ".join(f"`{c}`" for c in configs) + f"; seeds {' '.join(map(str, seeds)) or '–'}; "
-            f"evaluation episodes {', '.join(map(str, episodes)) or 'as recorded'}; code "
+            + (f"evaluation episodes {', '.join(map(str, episodes))}; " if episodes else "") + "code "
             + (", ".join(commits) or "–") + ". Do not edit by hand.", ""]
     if spec.get("text"):
         head += [spec["text"].strip(), ""]
-    head += ["Mean ± std over seeds; with 3 or more seeds also the interquartile mean with a 95 % bootstrap interval "
-             "over seeds."]
+    head += ["One row per seed." if spec.get("per_seed") else
+             "Mean ± std over seeds; with 3 or more seeds also the interquartile mean with a 95 % bootstrap "
+             "interval over seeds."]
     if converted:
         head[-1] += (" † = converted from results made before the runner (" + ", ".join(f"`{c}`" for c in converted)
                      + "), ‡ = the published aggregate only, per-seed numbers not recorded.")

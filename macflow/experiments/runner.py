@@ -1,6 +1,7 @@
 """Run a grid's (method x dataset x seed) cells through the CLI a user runs, reusing finished runs.
 
-Per cell: ``fit`` (skipped when the run directory of the same resolved config already holds ``final.ckpt``), then
+First, per (dataset, seed), the dataset is prepared through the datamodule a fit builds and its manifest becomes a
+data record (:mod:`macflow.experiments.datasets`). Then, per cell: ``fit`` (skipped when the run directory of the same resolved config already holds ``final.ckpt``), then
 ``validate --ckpt_path <run dir>/final.ckpt`` once per evaluation (the method's own, plus each evaluation-only
 variant), each writing one record. A student method's cell runs after its teacher's cell of the same dataset and
 seed and gets that run's ``final.ckpt`` as ``--model.init_args.teacher_ckpt``.
@@ -16,8 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from macflow.cli import resolve_config
+from macflow.experiments.datasets import DATA, manifest_metrics, prepare, read_manifest
 from macflow.experiments.grid import Grid, GridError, expand
-from macflow.experiments.provenance import config_hash, device_info, git_commit, hashed_config, parse_config
+from macflow.experiments.provenance import config_hash, device_info, git_commit, hashed_config
 from macflow.experiments.records import read_json, record_path, write_json
 
 RUNS = Path("runs/experiments")
@@ -103,7 +106,7 @@ class Runner:
             teacher = {"method": m.teacher, "config_hash": t.config_hash, "run_dir": str(t.run_dir)}
         cell_root = self.runs / self.grid.name / method / dataset
         pending = cell_root / f"seed{seed}-pending"
-        resolved = parse_config([*args, *run_dir_args(pending)])
+        resolved = resolve_config([*args, *run_dir_args(pending)], keep_none=True)
         if m.teacher is None and "teacher_ckpt" in (resolved.get("model", {}).get("init_args") or {}):
             raise GridError(f"{self.grid.path}: methods.{method}: its model distils a teacher (teacher_ckpt); name "
                             "the grid method that trains it, e.g. 'teacher: teacher', so the student reads that "
@@ -126,20 +129,54 @@ class Runner:
 
     # -------------------------------------------------------------------------------------------- running
     def run(self, methods: list[str] | None = None, datasets: list[str] | None = None,
-            seeds: list[int] | None = None) -> list[dict[str, Any]]:
-        """Run the chosen cells (teachers of chosen students included); returns the records written or reused.
-        Every cell is planned (its config parsed) before the first fit, so a mistake in any cell stops the run
-        before training starts."""
-        cells = []
+            seeds: list[int] | None = None, data_only: bool = False) -> list[dict[str, Any]]:
+        """Record the chosen datasets, then run the chosen cells (teachers of chosen students included) unless
+        ``data_only``; returns the records written or reused. Every cell is planned (its config parsed) before the
+        first fit, so a mistake in any cell stops the run before training starts."""
+        cells, data = [], []
         for seed in seeds or self.grid.seeds:
             for dataset in datasets or list(self.grid.datasets):
                 if dataset not in self.grid.datasets:
                     raise SystemExit(f"{self.grid.path}: no dataset '{dataset}' (have {sorted(self.grid.datasets)})")
+                data.append((dataset, seed))
                 for method in self.grid.training_order(methods):
-                    if dataset in self.grid.method_datasets(method):
+                    if dataset in self.grid.method_datasets(method) and not data_only:
                         self.plan(method, dataset, seed)
                         cells.append((method, dataset, seed))
-        return [record for cell in cells for record in self.run_cell(*cell)]
+        records = [r for r in (self.record_data(*d) for d in data) if r is not None]
+        return records + [record for cell in cells for record in self.run_cell(*cell)]
+
+    def record_data(self, dataset: str, seed: int) -> dict[str, Any] | None:
+        """The data record of (dataset, seed): its dataset prepared (generated unless cached) through the datamodule
+        of the first method that trains on it; a committed record with the same config and numbers is kept as it
+        is. ``None`` for data without a manifest."""
+        method = next(m for m in self.grid.training_order() if dataset in self.grid.method_datasets(m))
+        resolved = resolve_config(self.base_args(method, dataset, seed), keep_none=True)
+        config = hashed_config({"data": resolved["data"]}, self.runs)
+        digest = config_hash(config)
+        path = record_path(self.records, self.grid.name, DATA, dataset, seed)
+        if self.dry_run:
+            self.log(f"[{self.grid.name}] data / {dataset} / seed {seed}: prepared through {method}'s datamodule")
+            return None
+        started = time.time()
+        manifest, seconds, generated = prepare(resolved["data"])
+        if manifest is None:
+            return None
+        metrics = manifest_metrics(manifest)
+        committed = read_json(path)
+        if committed and committed.get("config_hash") == digest and committed.get("metrics") == metrics:
+            self.log(f"[{self.grid.name}] data / {dataset} / seed {seed}: as recorded")
+            return committed
+        record = {
+            "grid": self.grid.name, "method": DATA, "dataset": dataset, "seed": seed, "variant": None,
+            "stage": "data", "label": "behaviour data", "config": config, "config_hash": digest,
+            "git": git_commit(), "metrics": metrics, "manifest": manifest, "generated": generated,
+            "prepare_seconds": seconds, "device": device_info(), "started": _now(started), "source": "runner",
+        }
+        write_json(path, record)
+        self.log(f"[{self.grid.name}] data / {dataset} / seed {seed} ({'generated' if generated else 'cached'}): "
+                 + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+        return record
 
     def run_cell(self, method: str, dataset: str, seed: int) -> list[dict[str, Any]]:
         """Fit (unless finished) and evaluate one cell; one record per evaluation."""
@@ -197,17 +234,10 @@ class Runner:
 
 
 def data_metrics(datamodule: Any) -> dict[str, float]:
-    """``data/return`` (and ``data/normalized_return``): the dataset's own mean episode return, from the manifest
-    of a generated dataset; empty for data without one."""
-    manifest = getattr(datamodule, "manifest", None)
-    if not callable(manifest):
-        return {}
-    try:
-        m = manifest()
-    except (OSError, ValueError, KeyError, AttributeError):
-        return {}
-    out = {"data/return": m.get("mean_return"), "data/normalized_return": m.get("normalized_mean_return")}
-    return {k: float(v) for k, v in out.items() if isinstance(v, (int, float))}
+    """The ``data/*`` numbers of the dataset a run trained on (e.g. ``data/return``, its own mean episode return),
+    from the manifest of a generated dataset; empty for data without one."""
+    manifest = read_manifest(datamodule)
+    return {} if manifest is None else manifest_metrics(manifest)
 
 
 def _now(timestamp: float) -> str:
