@@ -71,8 +71,8 @@ class OneStepStudent(MACFlowModule):
             (the step's own precision) or ``bf16`` (bfloat16 autocast on the batch's device, cheaper on CPUs with
             AMX / AVX-512 BF16 and on GPUs; the targets differ from float32's by bfloat16 rounding).
         compile: compile, once when fitting starts (``configure_model``), the actor, both critics and the teacher's
-            fixed-length Euler loop in place with ``torch.compile`` (inductor fuses each Linear with its bias and
-            activation); the same maths as eager, to float tolerance.
+            fixed-length Euler loop in place with ``torch.compile`` (inductor fuses the element-wise work between the
+            matmuls); the same maths as eager, to float tolerance.
         normalize_q_loss: divide the Q term by ``stop_grad(mean |Q_tot|)`` (on by default for continuous actions).
         q_agg: how the critic ensemble is aggregated in the TD target (``mean`` as in the reference, or ``min``).
         actor_q_agg: how it is aggregated in the actor's Q term: ``mean`` (the reference) or ``min`` (pessimistic:
