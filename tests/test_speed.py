@@ -173,3 +173,18 @@ def test_exported_team_file_gives_the_modules_actions(tmp_path, fmt):
         session = ort.InferenceSession(str(files[-1]), providers=["CPUExecutionProvider"])
         got = torch.from_numpy(session.run(None, {"obs": obs.numpy(), "z": z.numpy()})[0])
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_compile_and_bf16_targets_fit_through_the_cli_and_save_plain_checkpoints(untrained_teacher, tmp_path):
+    from conftest import run_cli
+    from test_student import student_args
+
+    cli = run_cli(student_args(untrained_teacher, tmp_path, "--trainer.max_steps=2", "--model.init_args.compile=true",
+                               "--model.init_args.target_precision=bf16"), run=False)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    assert cli.trainer.global_step == 2 and cli.model._compiled_targets is not None
+    final = next(tmp_path.rglob("final.ckpt"))
+    loaded = OneStepStudent.load_from_checkpoint(final, map_location="cpu")  # in-place compile keeps the keys
+    assert loaded.hparams.compile and loaded.hparams.target_precision == "bf16"
+    obs = torch.randn(4, loaded.n_agents, loaded.obs_dim)
+    assert loaded.act(obs).shape == (4, loaded.n_agents, loaded.action_dim)
