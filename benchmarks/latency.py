@@ -8,6 +8,9 @@ student, Gaussian BC and TD3+BC actors all get the student's policy MLP widths; 
 denoiser are the teacher's agent-attention network. Latency does not depend on the weights, so the models are freshly initialised (no
 training needed). The exported student is the TorchScript / ONNX (onnxruntime, one intra-op thread) per-agent
 policies of ``python -m macflow export``, run one agent after the other as N decentralised agents would on one core.
+With ``--sections paper`` (in the default run on CPU): the student's deployment paths at the paper's shapes (4x512
+actor; MPE spread N = 3 and HalfCheetah 2x3 dims), numpy in and numpy out, against ``act`` of the code at
+``--baseline`` (default 1d371a1), imported from a ``git archive`` beside this code.
 
 Method (``macflow.experiments.latency.measure``, which also times a grid's trained models): every (method, batch
 size) is warmed up, then timed in ``--repeats`` rounds; in each round every method runs in turn (interleaved, so
@@ -139,6 +142,132 @@ def exported_student(student: OneStepStudent) -> dict[str, Callable]:
     return out
 
 
+# ------------------------------------------------------------------------------------------- paper-scale shapes
+PAPER_TASKS = {"MPE spread N=3": (3, 18, 2), "HalfCheetah 2x3": (2, 12, 3)}  # (n_agents, obs_dim, action_dim)
+PAPER_HIDDEN = (512, 512, 512, 512)
+
+
+def baseline_classes(commit: str) -> tuple[type, type]:
+    """``(OneStepStudent, SharedMLPPolicy)`` of the code at ``commit`` (``git archive`` into a temp folder), imported
+    beside this code's macflow: its modules are loaded under the ``macflow`` name, kept by the classes, then this
+    code's modules are put back."""
+    import importlib
+    import io
+    import subprocess
+    import tarfile
+
+    folder = Path(tempfile.mkdtemp(prefix=f"macflow_{commit[:8]}_"))
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", commit, "macflow"],
+                             check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    ours = {k: v for k, v in sys.modules.items() if k == "macflow" or k.startswith("macflow.")}
+    for k in ours:
+        del sys.modules[k]
+    sys.path.insert(0, str(folder))
+    try:
+        modules = importlib.import_module("macflow.modules")
+        return modules.OneStepStudent, modules.SharedMLPPolicy
+    finally:
+        sys.path.remove(str(folder))
+        for k in [k for k in sys.modules if k == "macflow" or k.startswith("macflow.")]:
+            del sys.modules[k]
+        sys.modules.update(ours)
+
+
+def paper_methods(n: int, obs_dim: int, action_dim: int, baseline: tuple[type, type], commit: str
+                  ) -> dict[str, Callable]:
+    """Name -> ``decide(obs numpy [B, N, O]) -> actions numpy [B, N, A]`` for every deployment path of one student
+    (4x512 actor, ``noise: independent``), and the same student in the baseline code's ``act``."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from macflow.export import NumpyTeamPolicy
+
+    dims = dict(n_agents=n, obs_dim=obs_dim, action_dim=action_dim, state_dim=0)
+    torch.manual_seed(0)
+    student = OneStepStudent(teacher_ckpt="unused", noise="independent",
+                             actor=lambda o, a, k, z: SharedMLPPolicy(o, a, k, z, hidden_dims=PAPER_HIDDEN),
+                             **dims).eval()
+    old_cls, old_actor = baseline
+    old = old_cls(teacher_ckpt="unused", noise="independent",
+                  actor=lambda o, a, k, z: old_actor(o, a, k, z, hidden_dims=PAPER_HIDDEN), **dims).eval()
+    old.load_state_dict(student.state_dict())
+
+    def act_of(model: OneStepStudent) -> Callable:
+        return lambda obs: model.act(torch.from_numpy(obs)).numpy()
+
+    methods: dict[str, Callable] = {f"`OneStepStudent.act` at {commit} (numpy -> torch -> numpy)": act_of(old),
+                                    "`OneStepStudent.act`, this code": act_of(student)}
+    folder = Path(tempfile.mkdtemp(prefix="macflow_export_"))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    sessions, scripted = [], []
+    for p in agent_policies(student):
+        export_agent(p, student, folder / f"agent_{p.agent}.onnx", "onnx")
+        export_agent(p, student, folder / f"agent_{p.agent}.pt", "torchscript")
+        sessions.append(ort.InferenceSession(str(folder / f"agent_{p.agent}.onnx"), options,
+                                             providers=["CPUExecutionProvider"]))
+        scripted.append(torch.jit.load(str(folder / f"agent_{p.agent}.pt")))
+    rng = np.random.default_rng(0)
+
+    def per_agent_onnx(obs):
+        z = rng.standard_normal((obs.shape[0], n, action_dim), dtype=np.float32)
+        return np.stack([s.run(None, {"obs": obs[:, i], "z": z[:, i]})[0] for i, s in enumerate(sessions)], 1)
+
+    def per_agent_script(obs):
+        z = torch.randn(obs.shape[0], n, action_dim)
+        o = torch.from_numpy(obs)
+        return torch.stack([f(o[:, i], z[:, i]) for i, f in enumerate(scripted)], 1).numpy()
+
+    methods["per-agent TorchScript, N calls"] = per_agent_script
+    methods["per-agent ONNX Runtime, N calls"] = per_agent_onnx
+    for backend in ("eager", "onnxruntime", "inductor"):
+        methods[f"team `NumpyTeamPolicy`, {backend}"] = NumpyTeamPolicy(student, backend)
+    check = np.random.default_rng(1).standard_normal((4, n, obs_dim), dtype=np.float32)
+    z = np.random.default_rng(2).standard_normal((4, n, action_dim), dtype=np.float32)
+    want = old.act(torch.from_numpy(check), z=torch.from_numpy(z)).numpy()
+    for backend in ("eager", "onnxruntime", "inductor"):
+        got = methods[f"team `NumpyTeamPolicy`, {backend}"](check, z)
+        if not np.allclose(got, want, atol=1e-4):
+            raise AssertionError(f"team policy ({backend}) differs from the baseline act by "
+                                 f"{np.abs(got - want).max():.2e}")
+    return methods
+
+
+def paper_latency(args: argparse.Namespace, start: float) -> list[str]:
+    import numpy as np
+
+    baseline = baseline_classes(args.baseline)
+    ref = f"`OneStepStudent.act` at {args.baseline} (numpy -> torch -> numpy)"
+    lines = ["## Decision latency at the paper's shapes (cpu)", "",
+             f"Command: `{args.command}` (from the repository root). Machine: {machine('cpu')}.", "",
+             "One decision of the whole team from numpy observations to numpy actions (noise drawn inside), "
+             f"median over {args.repeats} interleaved rounds, in ms. Student actor `SharedMLPPolicy` 4x512, "
+             f"`noise: independent`, untrained weights. The baseline row is `act` of the code at `{args.baseline}` "
+             "(imported from a `git archive` beside this code, same weights). Team rows: "
+             "`macflow.export.NumpyTeamPolicy` (all agents in one call); per-agent rows: the files of "
+             "`python -m macflow export`, one call per agent. Every team backend is checked to give the baseline "
+             "`act`'s actions for the same noise before timing.", ""]
+    for task, (n, o, a) in PAPER_TASKS.items():
+        methods = paper_methods(n, o, a, baseline, args.baseline)
+        results = {}
+        for b in args.batch_sizes:
+            obs = np.random.default_rng(b).standard_normal((b, n, o), dtype=np.float32)
+            results[b] = measure(methods, obs, args.repeats, args.min_time)
+            print(f"{task} B={b} done ({time.time() - start:.0f} s)", flush=True)
+        lines += [f"### {task} (obs {o}, action {a})", "",
+                  "| path | " + " | ".join(f"batch {b} (ms)" for b in args.batch_sizes) + " | "
+                  + " | ".join(f"speed-up vs baseline act, batch {b}" for b in args.batch_sizes) + " |",
+                  "|---" * (1 + 2 * len(args.batch_sizes)) + "|"]
+        for name in methods:
+            cells = [fmt_time(results[b][name]) for b in args.batch_sizes]
+            cells += [f"{results[b][ref] / results[b][name]:.2f}×" for b in args.batch_sizes]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines + [f"Total time of this section {time.time() - start:.0f} s."]
+
+
 def fmt_time(seconds: float) -> str:
     ms = seconds * 1e3
     return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 100 else f"{ms:.0f}"
@@ -154,10 +283,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-export", action="store_true", help="leave out the exported-student rows")
     parser.add_argument("--out", type=Path, default=REPO / "docs/speed.md")
+    parser.add_argument("--sections", nargs="+", default=["methods", "paper"], choices=["methods", "paper"],
+                        help="methods: every method at the coordination networks; paper: the student's deployment "
+                             "paths at the paper's 4x512 shapes vs --baseline (cpu only)")
+    parser.add_argument("--baseline", default="1d371a1", help="commit whose act the paper section compares against")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     command = "OMP_NUM_THREADS=1 python benchmarks/latency.py" + ("" if sys.argv[1:] == [] else " " + " ".join(sys.argv[1:]))
+    args.command = command
+    start = time.time()
+    if "paper" in args.sections and args.device == "cpu":
+        body = "\n".join(paper_latency(args, start))
+        print(body)
+        write_section(args.out, "latency-paper-cpu", body, "Speed")
+        print(f"wrote {args.out}")
+    if "methods" not in args.sections:
+        return
     start = time.time()
     lines = [f"## Decision latency ({args.device})", "",
              f"Command: `{command}` (from the repository root). Machine: {machine(args.device)}.", "",

@@ -67,6 +67,12 @@ class OneStepStudent(MACFlowModule):
         actor_lr, critic_lr: Adam learning rates (one Adam, two parameter groups).
         lr_schedule: ``constant`` (the reference), or ``cosine``: warm-up then cosine decay to 0 at ``max_steps``.
         flow_steps: teacher Euler steps for distillation targets; ``null`` uses the teacher's own setting.
+        target_precision: precision of the teacher's Euler loop that makes the distillation targets: ``fp32``
+            (the step's own precision) or ``bf16`` (bfloat16 autocast on the batch's device, cheaper on CPUs with
+            AMX / AVX-512 BF16 and on GPUs; the targets differ from float32's by bfloat16 rounding).
+        compile: compile, once when fitting starts (``configure_model``), the actor, both critics and the teacher's
+            fixed-length Euler loop in place with ``torch.compile`` (inductor fuses the element-wise work between the
+            matmuls); the same maths as eager, to float tolerance.
         normalize_q_loss: divide the Q term by ``stop_grad(mean |Q_tot|)`` (on by default for continuous actions).
         q_agg: how the critic ensemble is aggregated in the TD target (``mean`` as in the reference, or ``min``).
         actor_q_agg: how it is aggregated in the actor's Q term: ``mean`` (the reference) or ``min`` (pessimistic:
@@ -89,6 +95,7 @@ class OneStepStudent(MACFlowModule):
                  alpha: float = 1.0, gamma: float = 0.995, tau: float = 0.005,
                  actor_lr: float = 3e-4, critic_lr: float = 3e-4,
                  lr_schedule: Literal["constant", "cosine"] = "constant", flow_steps: int | None = None,
+                 target_precision: Literal["fp32", "bf16"] = "fp32", compile: bool = False,
                  normalize_q_loss: bool = True, q_agg: Literal["mean", "min"] = "mean",
                  actor_q_agg: Literal["mean", "min"] = "mean",
                  eval_noise: Literal["fresh", "zero", "fixed"] = "fresh", save_teacher: bool = False,
@@ -102,6 +109,8 @@ class OneStepStudent(MACFlowModule):
                 "model.init_args.actor in the config (a checkpoint saved before the rename: rename the 'policy' "
                 "key of its 'hyper_parameters' to 'actor')")
         super().__init__(n_agents, obs_dim, action_dim, state_dim, discrete)
+        if target_precision not in ("fp32", "bf16"):
+            raise ValueError(f"target_precision must be 'fp32' or 'bf16', got {target_precision!r}")
         self.save_hyperparameters(ignore=["policy"])
         self.noise_dim = action_dim if noise == "independent" else n_agents * action_dim
         self.actor = actor(obs_dim, action_dim, n_agents, self.noise_dim)
@@ -109,6 +118,7 @@ class OneStepStudent(MACFlowModule):
         self.obs_normalizer = self.obs_normalizer_for(normalize_obs)
         self.teacher: FlowTeacher | None = None  # loaded by setup("fit"), the only stage that reads it
         self.teacher_record: dict[str, Any] | None = None  # which teacher, written into the student's checkpoints
+        self._compiled_targets: Callable[[Tensor, Tensor], Tensor] | None = None  # set by configure_model
 
     # ---------------------------------------------------------------------------------- teacher
     def setup(self, stage: str) -> None:
@@ -116,6 +126,16 @@ class OneStepStudent(MACFlowModule):
         ``test`` and ``predict`` run without it, and ``load_from_checkpoint`` never calls this."""
         if stage == "fit":
             self.load_teacher()
+
+    def configure_model(self) -> None:
+        """With ``compile``: compile the actor, the critics and the teacher's target loop in place, once (a second
+        call, e.g. a resumed fit in the same process, keeps the compiled ones)."""
+        if not self.hparams.compile or self._compiled_targets is not None:
+            return
+        self.actor.compile()
+        self.q.online.compile()
+        self.q.target.compile()
+        self._compiled_targets = torch.compile(self._euler_targets, dynamic=False)
 
     def load_teacher(self) -> None:
         """Load ``teacher_ckpt`` frozen into ``self.teacher`` (once), checking it is a :class:`FlowTeacher` trained on
@@ -227,16 +247,20 @@ class OneStepStudent(MACFlowModule):
         self.log_dict({"train/loss": loss, **critic_logs, **actor_logs})
         return loss
 
+    @torch.no_grad()
+    def td_target(self, batch: dict[str, Tensor]) -> Tensor:
+        """``r + gamma (1 - done) Q_tot'(o', mu(o', z'))`` ``[B]`` through the target critic, fresh ``z'``."""
+        next_obs = batch["next_obs"]
+        z_next, _ = self.draw_noise(next_obs.shape[0], next_obs.device)
+        next_actions = self.act(next_obs, batch.get("next_legal"), z_next)
+        q_next = self.q.target(self.obs_normalizer(next_obs), next_actions,
+                               self.q.global_state(batch, "next_"))  # [K, B]
+        q_next = aggregate_ensemble(q_next, self.hparams.q_agg)
+        return batch["rewards"] + self.hparams.gamma * (1.0 - batch["dones"]) * q_next
+
     def critic_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        obs, next_obs = batch["obs"], batch["next_obs"]
-        with torch.no_grad():
-            z_next, _ = self.draw_noise(obs.shape[0], obs.device)
-            next_actions = self.act(next_obs, batch.get("next_legal"), z_next)
-            q_next = self.q.target(self.obs_normalizer(next_obs), next_actions,
-                                   self.q.global_state(batch, "next_"))  # [K, B]
-            q_next = aggregate_ensemble(q_next, self.hparams.q_agg)
-            target = batch["rewards"] + self.hparams.gamma * (1.0 - batch["dones"]) * q_next
-        q = self.q(self.obs_normalizer(obs), batch["actions"], self.q.global_state(batch))  # [K, B]
+        target = self.td_target(batch)
+        q = self.q(self.obs_normalizer(batch["obs"]), batch["actions"], self.q.global_state(batch))  # [K, B]
         loss = (q - target).pow(2).mean()
         return loss, {"train/critic/loss": loss, "train/critic/q_mean": q.mean().detach(),
                       "train/critic/target_mean": target.mean()}
@@ -245,8 +269,7 @@ class OneStepStudent(MACFlowModule):
         obs, legal = batch["obs"], batch.get("legal")
         assert self.teacher is not None, "setup('fit') (or load_teacher()) loads the teacher"
         z, x_0 = self.draw_noise(obs.shape[0], obs.device)
-        with torch.no_grad():
-            teacher_out = self.teacher.sample(obs, x_0, self.hparams.flow_steps)
+        teacher_out = self.distillation_targets(obs, x_0)
         obs = self.obs_normalizer(obs)  # what the actor and the critics read; the teacher above reads raw ones
         out = self.actor_output(obs, z)
         state = self.q.global_state(batch)
@@ -264,6 +287,20 @@ class OneStepStudent(MACFlowModule):
         q_loss = -q_tot.mean() / scale
         return self.hparams.alpha * distill + q_loss, {
             "train/actor/distill_loss": distill, "train/actor/q_loss": q_loss, "train/actor/q_scale": scale}
+
+    @torch.no_grad()
+    def distillation_targets(self, obs: Tensor, x_0: Tensor) -> Tensor:
+        """The teacher's unclipped Euler sample ``[B, N, A]`` (float32) from joint noise ``x_0`` given raw ``obs``,
+        at ``target_precision``, through the compiled loop when ``compile`` is on."""
+        assert self.teacher is not None, "setup('fit') (or load_teacher()) loads the teacher"
+        run = self._compiled_targets or self._euler_targets
+        if self.hparams.target_precision == "bf16":
+            with torch.autocast(obs.device.type, dtype=torch.bfloat16):
+                return run(obs, x_0).float()
+        return run(obs, x_0)
+
+    def _euler_targets(self, obs: Tensor, x_0: Tensor) -> Tensor:
+        return self.teacher.sample(obs, x_0, self.hparams.flow_steps)
 
     def update_targets(self) -> None:
         """Polyak update of the target critic after the optimizer step (identical on every DDP rank)."""
