@@ -288,7 +288,7 @@ def test_sc2_without_smac_says_what_to_install(tmp_path):
     from macflow.datamodules.smax import SMACVaultDataModule
     from macflow.envs.sc2 import SC2Env
 
-    with pytest.raises(InputError, match=r"^SMAC map '3m' cannot run: the smac package is not installed: pip "
+    with pytest.raises(ImportError, match=r"^SMAC map '3m' cannot run: the smac package is not installed: pip "
                                          r"install git\+https://github.com/oxwhirl/smac.git, then StarCraft II 4.10"):
         SC2Env([0], "3m")
     vault = write_vault(tmp_path / "3m.vlt" / "Good", _smac_like(np.random.default_rng(18)))

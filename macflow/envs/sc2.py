@@ -10,9 +10,11 @@ Needs three things that pip alone does not give (none of them is required by mac
     unzip SMAC_Maps.zip -d ~/StarCraftII/Maps/
     export SC2PATH=~/StarCraftII              # where the game is (smac's default is ~/StarCraftII)
 
-:func:`sc2_problem` says which of them is missing; :class:`SC2Env` raises it as one :class:`InputError` line
-naming the install step. Observations, state and the 6 + n_enemies actions (no-op, stop, four moves, attacks)
-are SMAC's own, the features the OG-MARL smac_v1 vaults were recorded with. Episode metric ``win_rate``.
+:func:`sc2_problem` says which of them is missing; :class:`SC2Env` raises it as one line
+naming the install step (an ``ImportError``, as for SMAX's missing jaxmarl; the SMAC vault datamodule reports
+it as an ``InputError`` before training). Observations, state and the 6 + n_enemies actions (no-op, stop, four
+moves, attacks) are SMAC's own, the features the OG-MARL smac_v1 vaults were recorded with. Episode metric
+``win_rate``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import torch
 from torch import Tensor
 
 from macflow.envs.base import EnvStep, MultiAgentEnv
-from macflow.errors import InputError
 
 INSTALL = "docs: macflow/envs/sc2.py (module docstring)"
 """Where the install steps are written down."""
@@ -65,7 +66,7 @@ class SC2Env(MultiAgentEnv):
     def __init__(self, seeds: Sequence[int], map_name: str = "3m") -> None:
         problem = sc2_problem(map_name)
         if problem is not None:
-            raise InputError(f"SMAC map {map_name!r} cannot run: {problem}")
+            raise ImportError(f"SMAC map {map_name!r} cannot run: {problem}")
         from smac.env import StarCraft2Env
 
         self.games = [StarCraft2Env(map_name=map_name, seed=int(s)) for s in seeds]
