@@ -1,9 +1,12 @@
-"""Peak memory of training on a 1M-transition MaMuJoCo dataset against the dataset's in-memory size.
+"""Peak memory of training on a 1M-transition MaMuJoCo dataset or SMAC vault against its in-memory size.
 
     OMP_NUM_THREADS=1 python benchmarks/mamujoco_memory.py            # 1M transitions, writes docs/results_mamujoco.md
+    OMP_NUM_THREADS=1 python benchmarks/mamujoco_memory.py --layouts smac-3m-vault   # writes docs/results_smax.md
 
 Phase 1 (own process) writes a dataset of ``--transitions`` (1000-step episodes, random values with the shapes and
-dtypes of real data) straight into the cache under the name ``MaMuJoCoDataModule`` looks for, for each layout of
+dtypes of real data) straight into the cache under the name ``MaMuJoCoDataModule`` looks for, or (``smac-3m-vault``)
+an OG-MARL vault in the published layout with the shapes of ``og_marl/smac_v1/3m`` (obs 3x30, state 48, 9 int
+actions with legal masks, 20-step episodes) that ``SMACVaultDataModule`` streams, for each layout of
 ``--layouts``: ``2x3`` is our generated HalfCheetah 2x3 (obs 2x12, state 17, actions 2x3); ``omiga-6x1`` is the
 shape of the public OMIGA 6halfcheetah data the paper trains on (obs 6x23 = state 17 + one-hot id, actions 6x1). Phase 2 (a fresh process) runs the real CLI
 ``fit`` of the FlowTeacher for ``--steps`` gradient steps on it (prepare_data finds the cache, setup loads it,
@@ -41,16 +44,52 @@ def peak_mb() -> float:
 
 
 LAYOUTS = {"2x3": {"agent_conf": "2x3", "obs_layout": "mamujoco"},
-           "omiga-6x1": {"agent_conf": "6x1", "obs_layout": "omiga"}}
-"""Dataset shapes to measure: the datamodule arguments that give them."""
+           "omiga-6x1": {"agent_conf": "6x1", "obs_layout": "omiga"},
+           "smac-3m-vault": {"vault": "smac_v1/3m"}}
+"""Dataset shapes to measure: the datamodule arguments that give them (``vault``: a SMAC vault's shapes)."""
+SMAC_3M = {"n_agents": 3, "obs": 30, "state": 48, "actions": 9, "episode": 20}
+"""Shapes of og_marl smac_v1/3m (datasets.md §2)."""
+
+
+def is_vault(layout: str) -> bool:
+    return "vault" in LAYOUTS[layout]
+
+
+def datamodule_class(layout: str) -> str:
+    return "macflow.datamodules.smax.SMACVaultDataModule" if is_vault(layout) else \
+        "macflow.datamodules.MaMuJoCoDataModule"
 
 
 def datamodule_args(layout: str, transitions: int, cache: str) -> dict:
+    if is_vault(layout):
+        return {"path": f"{cache}/3m.vlt/Good"}
     return {"scenario": "HalfCheetah", **LAYOUTS[layout], "quality": "medium", "n_episodes": transitions // 1000,
             "cache_dir": cache}
 
 
+def write_smac_vault(cache: str, transitions: int) -> None:
+    """A vault of ``transitions`` timesteps (one batch row) with og_marl smac_v1/3m's shapes and dtypes."""
+    import numpy as np
+
+    from macflow.datamodules.vault import write_vault
+
+    n, d, t = SMAC_3M["n_agents"], SMAC_3M, transitions
+    rng = np.random.default_rng(0)
+    legals = (rng.random((1, t, n, d["actions"]), dtype=np.float32) < 0.6).astype(np.float32)
+    legals[..., 1] = 1.0
+    actions = np.where(legals > 0, rng.random(legals.shape, dtype=np.float32), -1.0).argmax(-1).astype(np.int32)
+    terminals = np.zeros((1, t, n), np.float32)
+    terminals[:, d["episode"] - 1::d["episode"]] = 1.0
+    write_vault(f"{cache}/3m.vlt/Good", {
+        "observations": rng.standard_normal((1, t, n, d["obs"]), dtype=np.float32), "actions": actions,
+        "rewards": np.repeat(rng.standard_normal((1, t, 1), dtype=np.float32), n, -1), "terminals": terminals,
+        "truncations": np.zeros((1, t, n), np.float32),
+        "infos": {"legals": legals, "state": rng.standard_normal((1, t, d["state"]), dtype=np.float32)}})
+
+
 def write_dataset(cache: str, transitions: int, layout: str) -> None:
+    if is_vault(layout):
+        return write_smac_vault(cache, transitions)
     import numpy as np
     import torch
 
@@ -94,7 +133,7 @@ def train(cache: str, transitions: int, steps: int, layout: str) -> dict:
 
     sys.argv = ["macflow"]
     data = [f"--data.{k}={v}" for k, v in datamodule_args(layout, transitions, cache).items()]
-    cli = cli_main(["--model=macflow.modules.FlowTeacher", "--data=macflow.datamodules.MaMuJoCoDataModule", *data,
+    cli = cli_main(["--model=macflow.modules.FlowTeacher", f"--data={datamodule_class(layout)}", *data,
                     "--data.batch_size=256", f"--trainer.max_steps={steps}", "--trainer.limit_val_batches=0",
                     "--trainer.num_sanity_val_steps=0", "--trainer.accelerator=cpu", "--trainer.logger=false",
                     "--trainer.enable_checkpointing=false", "--trainer.enable_progress_bar=false",
@@ -120,6 +159,7 @@ def import_costs(env: dict) -> dict:
 
 
 def write_doc(out: Path, results: dict[str, dict], cmd: str) -> None:
+    vault = all(is_vault(layout) for layout in results)
     rows = []
     for layout, r in results.items():
         ratio, extra = r["peak_rss_mb"] / r["nbytes_mb"], (r["peak_rss_mb"] - r["rss_before_data_mb"]) / r["nbytes_mb"]
@@ -129,13 +169,18 @@ def write_doc(out: Path, results: dict[str, dict], cmd: str) -> None:
                     f"**{'met' if ratio <= 2 else 'missed'}** |")
     r = next(iter(results.values()))
     extra = (r["peak_rss_mb"] - r["rss_before_data_mb"]) / r["nbytes_mb"]
+    what = "an OG-MARL SMAC vault, SMACVaultDataModule" if vault else "HalfCheetah"
     text = (f"{START}\n## Memory: training on {r['n_transitions']:,} transitions\n\n"
-            f"`{cmd}` (HalfCheetah, FlowTeacher, batch 256, {r['steps']} steps, CPU; one fresh process per layout).\n\n"
+            f"`{cmd}` ({what}, FlowTeacher, batch 256, {r['steps']} steps, CPU; one fresh process per layout).\n\n"
             "| layout | dataset in memory (`TransitionData.nbytes`) | RSS before loading data | RSS after loading "
             "(fit start) | peak RSS at fit start | peak RSS | peak / dataset | (peak − RSS before data) / dataset "
             "| peak ≤ 2× dataset |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-            "`2x3` is the shape of our generated HalfCheetah data; `omiga-6x1` the shape of the public OMIGA "
-            "6halfcheetah data (1,001,000 transitions per quality), the MaMuJoCo dataset the paper trains on. "
+            + ("`smac-3m-vault` is a vault (one batch row) in the published layout with the shapes of "
+               "og_marl smac_v1/3m (about 996k timesteps per quality): int actions become one-hot, legal masks "
+               "bool, and the vault is streamed in time chunks into the final tables (each value read once). "
+               if vault else
+               "`2x3` is the shape of our generated HalfCheetah data; `omiga-6x1` the shape of the public OMIGA "
+               "6halfcheetah data (1,001,000 transitions per quality), the MaMuJoCo dataset the paper trains on. ") +
             "Peak RSS is `ru_maxrss` of the whole training process (Python, torch, Lightning and the model "
             "included). The data costs one observation table plus index arrays (`next_obs` is an index, not a copy); "
             "the transient between 'RSS after loading' and 'peak RSS at fit start' happens while the data is loaded "
@@ -151,7 +196,7 @@ def write_doc(out: Path, results: dict[str, dict], cmd: str) -> None:
             f"measured on the first layout ({extra:.2f}×); at {r['nbytes_mb']:.0f} MiB the framework alone is "
             f"{r['rss_before_data_mb'] / r['nbytes_mb']:.2f}× that dataset.\n"
             f"{END}\n")
-    old = out.read_text() if out.exists() else "# MaMuJoCo results\n\n"
+    old = out.read_text() if out.exists() else ("# SMAX results\n\n" if vault else "# MaMuJoCo results\n\n")
     if START in old:
         old = old[:old.index(START)] + old[old.index(END) + len(END) + 1:]
     out.write_text(old.rstrip("\n") + "\n\n" + text)
@@ -162,11 +207,15 @@ def main() -> None:
     p.add_argument("--transitions", type=int, default=1_000_000)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--layouts", nargs="+", choices=list(LAYOUTS), default=list(LAYOUTS))
-    p.add_argument("--out", default=str(REPO / "docs/results_mamujoco.md"))
+    p.add_argument("--out", default=None, help="default: docs/results_smax.md for vault layouts, else "
+                   "docs/results_mamujoco.md")
     p.add_argument("--phase", choices=["all", "write", "train"], default="all")
     p.add_argument("--layout", choices=list(LAYOUTS), default="2x3", help="(internal) the layout of one phase")
     p.add_argument("--cache", default=None)
     a = p.parse_args()
+    vault_only = all(is_vault(layout) for layout in a.layouts)
+    default_out = str(REPO / ("docs/results_smax.md" if vault_only else "docs/results_mamujoco.md"))
+    a.out = a.out or default_out
     if a.phase == "write":
         return write_dataset(a.cache, a.transitions, a.layout)
     if a.phase == "train":
@@ -186,7 +235,7 @@ def main() -> None:
     cmd = "python benchmarks/mamujoco_memory.py"
     cmd += "" if a.transitions == 1_000_000 else f" --transitions {a.transitions}"
     cmd += "" if a.layouts == list(LAYOUTS) else f" --layouts {' '.join(a.layouts)}"
-    if a.transitions == 1_000_000 or a.out != p.get_default("out"):
+    if a.transitions == 1_000_000 or a.out != default_out:
         write_doc(Path(a.out), results, cmd)
 
 

@@ -71,6 +71,21 @@ def test_dims_are_linked_into_the_model():
     assert cli.datamodule.hparams.quality == "expert"
 
 
+@pytest.mark.parametrize("quality", ["medium", "expert", "medium-replay", "random"])
+def test_categorical_bc_config_is_a_legal_masked_softmax_per_quality(quality):
+    from macflow.modules import GaussianBC
+
+    cli = run_cli(["--config", str(CONFIGS / "smax/categorical_bc.yaml"),
+                   "--config", str(CONFIGS / f"smax/{quality}/categorical_bc.yaml")], run=False)
+    assert isinstance(cli.model, GaussianBC) and cli.model.discrete
+    assert (cli.model.hparams.obs_dim, cli.model.hparams.action_dim) == (75, 8)
+    assert cli.datamodule.hparams.quality == quality
+    legal = torch.rand(256, 3, 8) > 0.5
+    legal[..., STOP] = True
+    act = cli.model.act(torch.randn(256, 3, 75), legal)
+    assert legal[act.bool()].all() and torch.equal(act.sum(-1), torch.ones(256, 3))
+
+
 def test_batched_env_equals_single_episodes(jaxmarl):
     torch.manual_seed(0)
     env = SMAXEnv([3, 4], "3m")

@@ -18,6 +18,7 @@ from macflow.datamodules.vault import (
     write_vault,
 )
 from macflow.errors import InputError
+from macflow.transitions import TransitionData
 
 B, T, N = 2, 60, 3
 
@@ -167,3 +168,147 @@ def test_data_dims_that_differ_from_the_datamodule_name_the_vault(tmp_path):
     with pytest.raises(InputError, match=rf"^{vault}: the data has dims .*'obs_dim': 17.* but MPEDataModule "
                                          r"declared .*'obs_dim': 18"):
         dm.setup()
+
+
+# ------------------------------------------------------------------ SMAC vaults (OG-MARL smac_v1 / smac_v2)
+def _smac_like(rng: np.random.Generator, n_rows: int = 1, t: int = 40, n: int = 3, obs: int = 30, state: int = 48,
+               actions: int = 9) -> dict:
+    """An og_marl smac_v1/3m-shaped vault: int32 actions [B,T,N], float32 0/1 legals and terminals, the team reward
+    replicated per agent, episodes of 7 steps (the last one unfinished), attack actions of dead agents illegal."""
+    legals = (rng.random((n_rows, t, n, actions)) < 0.6).astype(np.float32)
+    legals[..., 1] = 1.0  # stop is always legal
+    logits = np.where(legals > 0, rng.random(legals.shape), -1.0)
+    terminals = np.zeros((n_rows, t, n), np.float32)
+    terminals[:, 6::7] = 1.0
+    return {"observations": rng.normal(size=(n_rows, t, n, obs)).astype(np.float32),
+            "actions": logits.argmax(-1).astype(np.int32),
+            "rewards": np.repeat(rng.normal(size=(n_rows, t, 1)), n, -1).astype(np.float32),
+            "terminals": terminals, "truncations": np.zeros((n_rows, t, n), np.float32),
+            "infos": {"legals": legals, "state": rng.normal(size=(n_rows, t, state)).astype(np.float32)}}
+
+
+def test_streamed_vault_equals_the_in_memory_stream_builder(tmp_path, monkeypatch):
+    import macflow.datamodules.vault as vault_module
+
+    exp = _smac_like(np.random.default_rng(10), n_rows=2)
+    vault = write_vault(tmp_path / "3m.vlt" / "Good", exp)
+    monkeypatch.setattr(vault_module, "READ_ROWS", 3)  # many small chunks per row
+    streamed = read_vault_transitions(vault)
+    flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+    terminals = exp["terminals"].all(-1)
+    truncations = np.zeros_like(terminals)
+    truncations[:, -1] = ~terminals[:, -1]
+    expected = TransitionData.from_stream(flat(exp["observations"]), np.eye(9, dtype=np.float32)[flat(exp["actions"])],
+                                          flat(exp["rewards"]), flat(terminals), flat(truncations),
+                                          state=flat(exp["infos"]["state"]), legal=flat(exp["infos"]["legals"]))
+    for name, value in expected.tensors().items():
+        torch.testing.assert_close(getattr(streamed, name), value, msg=name)
+
+
+def test_smac_vault_datamodule_one_hot_legal_state_and_episode_ends(tmp_path):
+    from macflow.datamodules.smax import SMACVaultDataModule
+
+    exp = _smac_like(np.random.default_rng(11))
+    vault = write_vault(tmp_path / "smac_v1" / "3m.vlt" / "Good", exp)
+    dm = SMACVaultDataModule(path=str(vault))
+    assert (dm.n_agents, dm.obs_dim, dm.action_dim, dm.state_dim, dm.discrete) == (3, 30, 9, 48, True)
+    assert dm.map_name == "3m"
+    dm.setup()
+    data = dm.data
+    # 5 whole 7-step episodes (terminal last rows kept, no bootstrap), the unfinished 5-step tail loses its last row
+    assert data.n_transitions == 5 * 7 + 4 and int(data.terminals.sum()) == 5
+    assert int(data.episode_ids.max()) == 5
+    assert torch.equal(data.actions.sum(-1), torch.ones(data.n_transitions, 3))
+    idx = data.actions.argmax(-1)
+    assert torch.equal(idx, torch.from_numpy(exp["actions"][0].astype(np.int64))[data.obs_index])
+    assert data.legal[data.obs_index].gather(-1, idx[..., None]).all()  # every logged action is legal
+    torch.testing.assert_close(data.states, torch.from_numpy(exp["infos"]["state"][0]))
+    batch = data.gather(torch.arange(data.n_transitions))
+    assert batch["next_legal"].shape == (data.n_transitions, 3, 9) and batch["next_state"].shape[-1] == 48
+
+
+def test_smac_vault_without_a_matching_simulator_says_so_before_training(tmp_path):
+    from lightning.pytorch import Trainer
+
+    from macflow.datamodules.smax import SMACVaultDataModule
+
+    vault = write_vault(tmp_path / "3m.vlt" / "Good", _smac_like(np.random.default_rng(12)))
+    dm = SMACVaultDataModule(path=str(vault))
+    problem = dm.simulator_problem()
+    assert "obs 30" in problem and "'3m' has 3, 75, 72, 8" in problem and "limit_val_batches=0" in problem
+    dm.trainer = Trainer(logger=False, enable_checkpointing=False, limit_val_batches=1)
+    with pytest.raises(InputError, match=rf"^{vault}: the vault has 3 agents, obs 30, .*no simulator here") as err:
+        dm.setup("fit")
+    assert "\n" not in str(err.value)
+    with pytest.raises(InputError, match="no simulator here"):
+        dm.make_env([0])
+    dm.trainer = Trainer(logger=False, enable_checkpointing=False, limit_val_batches=0)
+    dm.setup("fit")  # training without evaluation reads the vault
+    assert dm.data.n_transitions > 0
+    unknown = SMACVaultDataModule(path=str(write_vault(tmp_path / "terran_5_vs_5.vlt" / "Replay",
+                                                       _smac_like(np.random.default_rng(13), n=5, obs=82,
+                                                                  state=120, actions=11))))
+    assert "SMAX has no map 'terran_5_vs_5'" in unknown.simulator_problem()
+
+
+def test_smac_vault_with_smax_dims_evaluates_in_smax(tmp_path):
+    from macflow.datamodules.smax import SMACVaultDataModule
+    from macflow.envs.smax import dims_for
+
+    d = dims_for("3m")
+    exp = _smac_like(np.random.default_rng(14), obs=d.obs_dim, state=d.state_dim, actions=d.action_dim)
+    dm = SMACVaultDataModule(path=str(write_vault(tmp_path / "3m.vlt" / "Medium", exp)))
+    assert dm.simulator_problem() is None
+
+
+def test_smac_vault_bad_paths_and_dims_give_one_line(tmp_path):
+    from macflow.datamodules.smax import SMACVaultDataModule
+
+    write_vault(tmp_path / "3m.vlt" / "Good", _smac_like(np.random.default_rng(15)))
+    with pytest.raises(FileNotFoundError, match=r"3m\.vlt/metadata\.json not found.*pass one quality folder"):
+        SMACVaultDataModule(path=str(tmp_path / "3m.vlt"))
+    with pytest.raises(FileNotFoundError, match="quality folder"):
+        SMACVaultDataModule(path=str(tmp_path / "nowhere"))
+    mpe = write_vault(tmp_path / "simple_spread.vlt" / "Expert", _omar_like(np.random.default_rng(16)))
+    with pytest.raises(InputError, match=rf"^{mpe}: not a SMAC vault .*MPEDataModule"):
+        SMACVaultDataModule(path=str(mpe))
+    exp = _smac_like(np.random.default_rng(17))
+    exp["actions"][0, 3, 1] = 12  # past the 9 actions of the legal mask
+    bad = write_vault(tmp_path / "bad.vlt" / "Good", exp)
+    with pytest.raises(InputError, match=rf"^{bad}: actions hold indices 0..12 but there are 9 actions"):
+        read_vault_transitions(bad)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metadata.json").write_text("{\"version\": 1.2")
+    with pytest.raises(InputError, match="metadata.json: not a valid vault metadata file"):
+        SMACVaultDataModule(path=str(tmp_path / "broken"))
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("smac") is not None, reason="smac is installed")
+def test_sc2_without_smac_says_what_to_install(tmp_path):
+    from macflow.datamodules.smax import SMACVaultDataModule
+    from macflow.envs.sc2 import SC2Env
+
+    with pytest.raises(ImportError, match=r"^SMAC map '3m' cannot run: the smac package is not installed: pip "
+                                         r"install git\+https://github.com/oxwhirl/smac.git, then StarCraft II 4.10"):
+        SC2Env([0], "3m")
+    vault = write_vault(tmp_path / "3m.vlt" / "Good", _smac_like(np.random.default_rng(18)))
+    dm = SMACVaultDataModule(path=str(vault), simulator="sc2")
+    with pytest.raises(InputError, match=r"StarCraft II cannot evaluate it: the smac package is not installed"):
+        dm.setup("validate")
+
+
+def test_sc2_problem_names_the_missing_game_and_maps(tmp_path, monkeypatch):
+    import importlib.util
+
+    from macflow.envs import sc2
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "smac" else
+                        real_find_spec(name, *a))  # the package present, the game not
+    monkeypatch.setenv("SC2PATH", str(tmp_path / "StarCraftII"))
+    assert "StarCraft II is not at" in sc2.sc2_problem("3m") and "SC2.4.10.zip" in sc2.sc2_problem("3m")
+    (tmp_path / "StarCraftII" / "Versions").mkdir(parents=True)
+    assert "3m.SC2Map not found: unzip SMAC_Maps.zip" in sc2.sc2_problem("3m")
+    (tmp_path / "StarCraftII" / "Maps" / "SMAC_Maps").mkdir(parents=True)
+    (tmp_path / "StarCraftII" / "Maps" / "SMAC_Maps" / "3m.SC2Map").write_bytes(b"")
+    assert sc2.sc2_problem("3m") is None

@@ -6,8 +6,9 @@ one zarr v2 array per pytree leaf, named by the leaf path with a dot after each 
 ``[B, 10**13, ...]``; only ``[:, :T]`` holds data. Row t of batch row b is ``(o_t, a_t, r_t, terminal_t,
 truncation_t, info_t)`` and there is no next-observation array (the next observation is row t+1).
 
-:class:`VaultReader` opens everything read-only and slices lazily; :func:`read_vault_transitions` turns a vault
-into :class:`TransitionData` via ``TransitionData.from_stream`` (benchmark-agnostic: MPE, MaMuJoCo, SMAC).
+:class:`VaultReader` opens everything read-only and slices lazily; :func:`read_vault_transitions` streams a vault
+into :class:`TransitionData` in time chunks, reading each value once (benchmark-agnostic: MPE, MaMuJoCo, SMAC);
+:func:`vault_dims` gives its dims from ``metadata.json`` alone.
 :func:`write_vault` writes the same layout (for test fixtures and conversions).
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from macflow.datamodules.screening import BadTransitions, screen_transitions
 from macflow.errors import InputError
@@ -116,11 +118,59 @@ class VaultReader:
         return np.stack([self._result(lambda: np.asarray(arr[int(b), t0:t1].read().result()), leaf) for b in rows])
 
 
+READ_ROWS = 2**18
+"""Timesteps read per call while streaming a vault (rounded up to whole storage chunks of each array)."""
+
+
+def _time_chunk(arr) -> int:
+    """Timesteps per read of ``arr``: ``READ_ROWS`` rounded up to a multiple of its storage chunk along time."""
+    try:
+        chunk = int(arr.chunk_layout.read_chunk.shape[1])
+    except (AttributeError, TypeError, IndexError, ValueError):
+        chunk = 0
+    return READ_ROWS if chunk <= 0 else -(-READ_ROWS // chunk) * chunk
+
+
+def _stream(reader: VaultReader, leaf: str, rows: Sequence[int], t: int):
+    """``(flat start, block)`` over ``leaf[rows, :t]`` in time chunks, row by row; ``flat start`` indexes the
+    stream of the rows laid end to end (row ``i`` starts at ``i * t``). Each value is read once."""
+    arr = reader.array(leaf)
+    step = _time_chunk(arr)
+    for i, b in enumerate(rows):
+        for t0 in range(0, t, step):
+            t1 = min(t, t0 + step)
+            block = reader._result(lambda b=b, t0=t0, t1=t1: np.asarray(arr[int(b), t0:t1].read().result()), leaf)
+            yield i * t + t0, block
+
+
+def _episode_ends(reader: VaultReader, rows: Sequence[int], t: int, terminals_are_timeouts: bool):
+    """``terminals``, ``truncations`` ``[len(rows) * t]`` bool: a step ends an episode when every agent's flag is
+    set; each row's last step is a truncation unless it terminates (rows are separate streams)."""
+    flags = {}
+    for leaf in ("terminals", "truncations"):
+        out = np.zeros(len(rows) * t, dtype=bool)
+        for s, block in _stream(reader, leaf, rows, t):
+            out[s:s + len(block)] = block.astype(bool).reshape(len(block), -1).all(-1)
+        flags[leaf] = out
+    terminals, truncations = flags["terminals"], flags["truncations"]
+    if terminals_are_timeouts:
+        truncations, terminals = truncations | terminals, np.zeros_like(terminals)
+    last = np.arange(1, len(rows) + 1) * t - 1
+    truncations[last] |= ~terminals[last]
+    return terminals, truncations
+
+
 def read_vault_transitions(vault_dir: str | Path, rows: Sequence[int] | None = None,
                            terminals_are_timeouts: bool = False, state_key: str | None = "infos.state",
                            legal_key: str | None = "infos.legals", n_actions: int | None = None,
                            t1: int | None = None, bad_transitions: BadTransitions = "error") -> TransitionData:
-    """A vault (all or some batch rows, each its own stream) -> :class:`TransitionData`.
+    """A vault (all or some batch rows, each its own stream) -> :class:`TransitionData`, streamed.
+
+    Every array is read once, in time chunks, straight into the final tables: the observation table (and state
+    and legal mask) of every row, the actions, rewards and flags of the kept transitions only; integer actions
+    become one-hot as they are read. Row t pairs with row t+1 of the same episode (``TransitionData.from_stream``'s
+    convention): a terminal last row is kept without a next observation, a truncated last row and a row's
+    unfinished tail are dropped (no next observation is recorded).
 
     Args:
         vault_dir: the quality folder.
@@ -140,34 +190,105 @@ def read_vault_transitions(vault_dir: str | Path, rows: Sequence[int] | None = N
     bad = [r for r in rows if not 0 <= r < reader.n_rows]
     if bad:
         raise InputError(f"{vault_dir} has {reader.n_rows} batch rows; rows {bad} do not exist")
-    get = lambda leaf: reader.read(leaf, 0, t1, rows)  # noqa: E731
-    obs, actions, rewards = get("observations"), get("actions"), get("rewards")
-    terminals, truncations = get("terminals"), get("truncations")
-    b, t = obs.shape[:2]
-    if obs.ndim != 4:
-        raise InputError(f"{vault_dir}: observations must be [B, T, N, O], got {list(obs.shape)}")
-    legal = get(legal_key) if legal_key and legal_key in reader.leaves else None
-    discrete = np.issubdtype(actions.dtype, np.integer)
+    t = reader.length if t1 is None else min(int(t1), reader.length)
+    trailing = lambda leaf: tuple(int(d) for d in reader.array(leaf).shape[2:])  # noqa: E731
+    obs_shape = trailing("observations")
+    if len(obs_shape) != 2:
+        raise InputError(f"{vault_dir}: observations must be [B, T, N, O], got [B, T, "
+                         f"{', '.join(map(str, obs_shape))}]; this is not a multi-agent vault")
+    n_agents, m = obs_shape[0], len(rows) * t
+    discrete = np.issubdtype(np.dtype(reader.leaves["actions"]), np.integer)
+    legal_key = legal_key if discrete and legal_key and legal_key in reader.leaves else None
+    state_key = state_key if state_key and state_key in reader.leaves else None
     if discrete:
-        idx = actions.reshape(b, t, obs.shape[2]).astype(np.int64)
-        n = n_actions or (legal.shape[-1] if legal is not None else None)
+        n = n_actions or (trailing(legal_key)[-1] if legal_key else None)
         if n is None:
             raise InputError(f"{vault_dir}: integer actions need n_actions (no legal-action mask to read it from)")
-        actions = np.eye(n, dtype=np.float32)[idx]
+        action_dim = int(n)
     else:
-        legal = None
-    state = get(state_key) if state_key and state_key in reader.leaves else None
-    if state is not None and state.ndim == 4:
-        state = state.reshape(b, t, -1)
-    terminals = terminals.astype(bool).reshape(b, t, -1).all(-1)
-    truncations = truncations.astype(bool).reshape(b, t, -1).all(-1)
-    if terminals_are_timeouts:
-        truncations, terminals = truncations | terminals, np.zeros_like(terminals)
-    truncations[:, -1] |= ~terminals[:, -1]  # each row is its own stream: never pair across rows
-    flat = lambda x: None if x is None else x.reshape((b * t,) + x.shape[2:])  # noqa: E731
-    data = TransitionData.from_stream(flat(obs), flat(actions), flat(rewards), flat(terminals), flat(truncations),
-                                      state=flat(state), legal=flat(legal))
+        action_dim = trailing("actions")[-1]
+
+    terminals, truncations = _episode_ends(reader, rows, t, terminals_are_timeouts)
+    end = terminals | truncations
+    has_next = np.zeros(m, dtype=bool)
+    has_next[:-1] = ~end[:-1]
+    kept = np.nonzero(has_next | terminals)[0]
+    slot = np.full(m, -1, dtype=np.int64)  # position of each stream row among the kept transitions
+    slot[kept] = np.arange(len(kept))
+
+    observations = np.empty((m, *obs_shape), dtype=np.float32)
+    for s, block in _stream(reader, "observations", rows, t):
+        observations[s:s + len(block)] = block
+    states = None
+    if state_key:
+        states = np.empty((m, int(np.prod(trailing(state_key)))), dtype=np.float32)
+        for s, block in _stream(reader, state_key, rows, t):
+            states[s:s + len(block)] = block.reshape(len(block), -1)
+    legal = None
+    if legal_key:
+        legal = np.empty((m, n_agents, action_dim), dtype=bool)
+        for s, block in _stream(reader, legal_key, rows, t):
+            legal[s:s + len(block)] = block.reshape(len(block), n_agents, -1)[..., :action_dim] != 0
+    actions = np.zeros((len(kept), n_agents, action_dim), dtype=np.float32)
+    for s, block in _stream(reader, "actions", rows, t):
+        at = slot[s:s + len(block)]
+        sel = at >= 0
+        if discrete:
+            idx = block.reshape(len(block), n_agents)[sel].astype(np.int64)
+            if idx.size and (idx.min() < 0 or idx.max() >= action_dim):
+                raise InputError(f"{vault_dir}: actions hold indices {idx.min()}..{idx.max()} but there are "
+                                 f"{action_dim} actions; pass n_actions or check the vault's infos.legals")
+            actions[at[sel][:, None], np.arange(n_agents)[None], idx] = 1.0
+        else:
+            actions[at[sel]] = block.reshape(len(block), n_agents, -1)[sel]
+    rewards = np.empty(len(kept), dtype=np.float32)
+    for s, block in _stream(reader, "rewards", rows, t):
+        at = slot[s:s + len(block)]
+        sel = at >= 0
+        rewards[at[sel]] = block.reshape(len(block), -1).astype(np.float32).mean(-1)[sel]
+
+    episode_ids = np.concatenate([[0], np.cumsum(end[:-1])]).astype(np.int64)[kept]
+    data = TransitionData(
+        observations=torch.from_numpy(observations), obs_index=torch.from_numpy(kept),
+        next_obs_index=torch.from_numpy(np.where(terminals[kept], kept, kept + 1)),
+        actions=torch.from_numpy(actions), rewards=torch.from_numpy(rewards),
+        terminals=torch.from_numpy(terminals[kept]),
+        episode_ids=torch.from_numpy(np.unique(episode_ids, return_inverse=True)[1].astype(np.int64)),
+        states=None if states is None else torch.from_numpy(states),
+        legal=None if legal is None else torch.from_numpy(legal))
     return screen_transitions(data, bad_transitions, f"vault {vault_dir}")
+
+
+def vault_dims(vault_dir: str | Path) -> dict[str, int | bool]:
+    """``n_agents``, ``obs_dim``, ``action_dim``, ``state_dim`` and ``discrete`` of a vault from its
+    ``metadata.json`` alone (no tensorstore, nothing read): what a datamodule declares before loading."""
+    path = Path(vault_dir)
+    meta_file = path / "metadata.json"
+    if not meta_file.exists():
+        subs = sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+        hint = f" It has sub-folders {subs}: pass one quality folder, e.g. {path / subs[0]}." if subs else \
+            " Pass a quality folder <scenario>.vlt/<Quality>/ of a downloaded vault."
+        raise MissingDataFile(f"{meta_file} not found: not a vault quality folder.{hint}")
+    try:
+        metadata = json.loads(meta_file.read_text())
+        shapes, dtypes = structure_shape(metadata), _leaves(metadata["structure_dtype"])
+        obs, actions = shapes["observations"], shapes["actions"]
+        discrete = np.issubdtype(np.dtype(dtypes["actions"]), np.integer)
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError,
+            SyntaxError) as err:
+        raise InputError(f"{meta_file}: not a valid vault metadata file ({type(err).__name__}); the vault "
+                         "download is truncated or corrupt: download it again") from None
+    if len(obs) != 4:
+        raise InputError(f"{meta_file}: observations have shape {obs}, not [B, T, N, O]; this is not a "
+                         "multi-agent vault")
+    legals, state = shapes.get("infos.legals"), shapes.get("infos.state")
+    if discrete:
+        action_dim = int(legals[-1]) if legals is not None else 0
+    else:
+        action_dim = int(actions[-1])
+    return {"n_agents": int(obs[2]), "obs_dim": int(obs[3]), "action_dim": action_dim,
+            "state_dim": 0 if state is None else int(np.prod(state[2:])), "discrete": bool(discrete),
+            "legal": legals is not None}
 
 
 def write_vault(vault_dir: str | Path, experience: Mapping, version: float = 1.2) -> Path:
