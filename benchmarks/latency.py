@@ -175,10 +175,11 @@ def baseline_classes(commit: str) -> tuple[type, type]:
         sys.modules.update(ours)
 
 
-def paper_methods(n: int, obs_dim: int, action_dim: int, baseline: tuple[type, type], commit: str
-                  ) -> dict[str, Callable]:
+def paper_methods(n: int, obs_dim: int, action_dim: int, baseline: tuple[type, type], commit: str,
+                  threads: int) -> tuple[dict[str, Callable], float]:
     """Name -> ``decide(obs numpy [B, N, O]) -> actions numpy [B, N, A]`` for every deployment path of one student
-    (4x512 actor, ``noise: independent``), and the same student in the baseline code's ``act``."""
+    (4x512 actor, ``noise: independent``), and the same student in the baseline code's ``act``; and the largest
+    action difference of the int8 path from the baseline's actions."""
     import numpy as np
     import onnxruntime as ort
 
@@ -201,7 +202,7 @@ def paper_methods(n: int, obs_dim: int, action_dim: int, baseline: tuple[type, t
                                     "`OneStepStudent.act`, this code": act_of(student)}
     folder = Path(tempfile.mkdtemp(prefix="macflow_export_"))
     options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     sessions, scripted = [], []
     for p in agent_policies(student):
         export_agent(p, student, folder / f"agent_{p.agent}.onnx", "onnx")
@@ -222,8 +223,8 @@ def paper_methods(n: int, obs_dim: int, action_dim: int, baseline: tuple[type, t
 
     methods["per-agent TorchScript, N calls"] = per_agent_script
     methods["per-agent ONNX Runtime, N calls"] = per_agent_onnx
-    for backend in ("eager", "onnxruntime", "inductor"):
-        methods[f"team `NumpyTeamPolicy`, {backend}"] = NumpyTeamPolicy(student, backend)
+    for backend in ("eager", "onnxruntime", "inductor", "onnxruntime-int8"):
+        methods[f"team `NumpyTeamPolicy`, {backend}"] = NumpyTeamPolicy(student, backend, threads=threads)
     check = np.random.default_rng(1).standard_normal((4, n, obs_dim), dtype=np.float32)
     z = np.random.default_rng(2).standard_normal((4, n, action_dim), dtype=np.float32)
     want = old.act(torch.from_numpy(check), z=torch.from_numpy(z)).numpy()
@@ -232,7 +233,8 @@ def paper_methods(n: int, obs_dim: int, action_dim: int, baseline: tuple[type, t
         if not np.allclose(got, want, atol=1e-4):
             raise AssertionError(f"team policy ({backend}) differs from the baseline act by "
                                  f"{np.abs(got - want).max():.2e}")
-    return methods
+    int8_error = float(np.abs(methods["team `NumpyTeamPolicy`, onnxruntime-int8"](check, z) - want).max())
+    return methods, int8_error
 
 
 def paper_latency(args: argparse.Namespace, start: float) -> list[str]:
@@ -240,7 +242,7 @@ def paper_latency(args: argparse.Namespace, start: float) -> list[str]:
 
     baseline = baseline_classes(args.baseline)
     ref = f"`OneStepStudent.act` at {args.baseline} (numpy -> torch -> numpy)"
-    lines = ["## Decision latency at the paper's shapes (cpu)", "",
+    lines = [f"## Decision latency at the paper's shapes (cpu, {args.threads} thread{'s' * (args.threads > 1)})", "",
              f"Command: `{args.command}` (from the repository root). Machine: {machine('cpu')}.", "",
              "One decision of the whole team from numpy observations to numpy actions (noise drawn inside), "
              f"median over {args.repeats} interleaved rounds, in ms. Student actor `SharedMLPPolicy` 4x512, "
@@ -248,9 +250,13 @@ def paper_latency(args: argparse.Namespace, start: float) -> list[str]:
              "(imported from a `git archive` beside this code, same weights). Team rows: "
              "`macflow.export.NumpyTeamPolicy` (all agents in one call); per-agent rows: the files of "
              "`python -m macflow export`, one call per agent. Every team backend is checked to give the baseline "
-             "`act`'s actions for the same noise before timing.", ""]
+             "`act`'s actions for the same noise before timing; the int8 path (weights quantised to int8) is "
+             "checked to stay within 0.05 of them and its largest difference is given below its table. Every path, "
+             f"the baseline's included, runs on {args.threads} thread(s).", ""]
     for task, (n, o, a) in PAPER_TASKS.items():
-        methods = paper_methods(n, o, a, baseline, args.baseline)
+        methods, int8_error = paper_methods(n, o, a, baseline, args.baseline, args.threads)
+        if int8_error > 0.05:
+            raise AssertionError(f"the int8 team policy differs from the baseline act by {int8_error:.3f}")
         results = {}
         for b in args.batch_sizes:
             obs = np.random.default_rng(b).standard_normal((b, n, o), dtype=np.float32)
@@ -264,7 +270,8 @@ def paper_latency(args: argparse.Namespace, start: float) -> list[str]:
             cells = [fmt_time(results[b][name]) for b in args.batch_sizes]
             cells += [f"{results[b][ref] / results[b][name]:.2f}×" for b in args.batch_sizes]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += ["", f"Largest action difference of the int8 path from the baseline's (actions in [-1, 1]): "
+                      f"{int8_error:.4f}.", ""]
     return lines + [f"Total time of this section {time.time() - start:.0f} s."]
 
 
@@ -290,13 +297,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    command = "OMP_NUM_THREADS=1 python benchmarks/latency.py" + ("" if sys.argv[1:] == [] else " " + " ".join(sys.argv[1:]))
+    command = f"OMP_NUM_THREADS={args.threads} python benchmarks/latency.py" + ("" if sys.argv[1:] == [] else " " + " ".join(sys.argv[1:]))
     args.command = command
     start = time.time()
     if "paper" in args.sections and args.device == "cpu":
         body = "\n".join(paper_latency(args, start))
         print(body)
-        write_section(args.out, "latency-paper-cpu", body, "Speed")
+        write_section(args.out, "latency-paper-cpu" + (f"-{args.threads}t" if args.threads > 1 else ""), body,
+                      "Speed")
         print(f"wrote {args.out}")
     if "methods" not in args.sections:
         return

@@ -17,6 +17,7 @@ from conftest import CONFIGS, quiet_trainer_args, run_cli
 from macflow.datagen.mpe import MEDIUM_SIGMA, episode_seed, generate
 from macflow.datagen.mpe_policies import ExpertPolicy, assignments
 from macflow.datamodules import MPEDataModule
+from macflow.envs import rollout
 from macflow.envs.mpe import MPESpreadEnv, SpreadEpisode, omar_rewards, to_mpe2_action
 from macflow.errors import InputError
 from macflow.evaluation import eval_seeds, evaluate
@@ -286,3 +287,15 @@ def test_short_fit_on_tiny_generated_data_beats_the_untrained_student(tmp_path):
             module.reset_parameters()
     before = evaluate(dm, untrained.policy, eval_seeds(20))["return"].mean().item()
     assert trained > before + 3.0, (trained, before)
+
+
+def test_a_policy_answering_in_bfloat16_runs_in_the_simulator():
+    """Under bf16-mixed evaluation the student's actions are bfloat16; the rollout hands the env float32."""
+    actions = torch.full((2, 3, 2), 0.5)
+
+    def policy(obs, legal):
+        return actions.to(torch.bfloat16)
+
+    out = rollout(MPESpreadEnv([5, 6]), policy)
+    expected = rollout(MPESpreadEnv([5, 6]), lambda obs, legal: actions)
+    assert torch.equal(out["return"], expected["return"])

@@ -188,3 +188,17 @@ def test_compile_and_bf16_targets_fit_through_the_cli_and_save_plain_checkpoints
     assert loaded.hparams.compile and loaded.hparams.target_precision == "bf16"
     obs = torch.randn(4, loaded.n_agents, loaded.obs_dim)
     assert loaded.act(obs).shape == (4, loaded.n_agents, loaded.action_dim)
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="onnx not installed")
+def test_int8_team_policy_stays_near_the_modules_actions():
+    student = deployed("independent", False, True)
+    gen = torch.Generator().manual_seed(3)
+    obs = torch.randn(64, 3, 5, generator=gen)
+    z, _ = student.draw_noise(64, obs.device, gen)
+    expected = student.act(obs, None, z).numpy()
+    got = NumpyTeamPolicy(student, "onnxruntime-int8")(obs.numpy(), z.numpy())
+    error = np.abs(got - expected)
+    assert error.max() < 0.05, error.max()  # int8 rounding, not a different network
+    assert error.max() > 0  # the weights really are quantised
+    assert np.abs(expected).mean() > 10 * error.mean()

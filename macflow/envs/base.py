@@ -62,6 +62,8 @@ def rollout(env: MultiAgentEnv, policy: Policy, device: torch.device | str = "cp
     for _ in range(env.max_steps):
         legal = None if step.legal is None else step.legal.to(device)
         actions = policy(step.obs.to(device), legal).cpu()
+        if actions.is_floating_point():
+            actions = actions.float()  # a policy under bf16 autocast answers in bfloat16; simulators take float32
         step = env.step(actions)
         returns += torch.where(alive, step.rewards.double().cpu(), 0.0)
         lengths += alive.long()
