@@ -10,7 +10,9 @@ training needed). The exported student is the TorchScript / ONNX (onnxruntime, o
 policies of ``python -m macflow export``, run one agent after the other as N decentralised agents would on one core.
 With ``--sections paper`` (in the default run on CPU): the student's deployment paths at the paper's shapes (4x512
 actor; MPE spread N = 3 and HalfCheetah 2x3 dims), numpy in and numpy out, against ``act`` of the code at
-``--baseline`` (default 1d371a1), imported from a ``git archive`` beside this code.
+``--baseline`` (default 1d371a1), imported from a ``git archive`` beside this code. With ``--sections smax``: the
+discrete methods at the networks of configs/smax/ on SMAX maps of 3, 5 and 10 agents (their observation and action
+sizes), with legal-action masks.
 
 Method (``macflow.experiments.latency.measure``, which also times a grid's trained models): every (method, batch
 size) is warmed up, then timed in ``--repeats`` rounds; in each round every method runs in turn (interleaved, so
@@ -38,6 +40,7 @@ from macflow.export import agent_policies, export_agent  # noqa: E402
 from macflow.modules import (  # noqa: E402
     MATD3BC,
     AgentAttentionVectorField,
+    AgentMixerVectorField,
     DiffusionPolicy,
     FlowTeacher,
     GaussianBC,
@@ -275,6 +278,79 @@ def paper_latency(args: argparse.Namespace, start: float) -> list[str]:
     return lines + [f"Total time of this section {time.time() - start:.0f} s."]
 
 
+SMAX_MAPS = {"3m": (3, 75, 8), "5m_vs_6m": (5, 140, 11), "10m_vs_11m": (10, 270, 16)}
+"""SMAX map -> (allies, obs per agent, actions per agent): obs = 13 per other unit + 10 own, actions 5 + enemies."""
+SMAX_ACTOR = (256, 256)
+SMAX_FIELD = {"width": 128, "depth": 2, "heads": 4}
+"""The student / categorical BC actor and the teacher / diffusion network of configs/smax/."""
+
+
+def smax_methods(n: int, obs_dim: int, n_actions: int) -> dict[str, Callable]:
+    """Name -> ``decide(obs [B, N, O]) -> one-hot legal actions`` for the discrete methods of configs/smax/."""
+    from macflow.export import NumpyTeamPolicy
+
+    dims = dict(n_agents=n, obs_dim=obs_dim, action_dim=n_actions, state_dim=0, discrete=True)
+    field = lambda o, a, k: AgentMixerVectorField(o, a, k, **SMAX_FIELD)  # noqa: E731
+    torch.manual_seed(0)
+    student = OneStepStudent(teacher_ckpt="unused", noise="shared",
+                             actor=lambda o, a, k, z: SharedMLPPolicy(o, a, k, z, hidden_dims=SMAX_ACTOR), **dims)
+    bc = GaussianBC(hidden_dims=SMAX_ACTOR, **dims)
+    teacher = FlowTeacher(vector_field=field, flow_steps=10, **dims)
+    diffusion = DiffusionPolicy(denoiser=field, diffusion_steps=100, **dims)
+    for m in (student, bc, teacher, diffusion):
+        m.eval()
+    legal: dict[int, torch.Tensor] = {}
+
+    def mask(obs: torch.Tensor) -> torch.Tensor:
+        """Every action legal but the last (an attack on a dead enemy), so the mask is really applied."""
+        if obs.shape[0] not in legal:
+            legal[obs.shape[0]] = torch.ones(obs.shape[0], n, n_actions, dtype=torch.bool)
+            legal[obs.shape[0]][..., -1] = False
+        return legal[obs.shape[0]]
+
+    team = NumpyTeamPolicy(student, "onnxruntime")
+    return {
+        "MAC-Flow student (module act)": lambda obs: student.act(obs, mask(obs)),
+        "MAC-Flow student, team onnxruntime (numpy)": lambda obs: team(obs.numpy(), legal=mask(obs).numpy()),
+        "categorical BC (module act)": lambda obs: bc.act(obs, mask(obs)),
+        "teacher, K=10 Euler steps": lambda obs: teacher.act(obs, mask(obs)),
+        "diffusion (DDPM), K=100": lambda obs: diffusion.act(obs, mask(obs)),
+    }
+
+
+def smax_latency(args: argparse.Namespace, start: float) -> list[str]:
+    ref, diff = "MAC-Flow student (module act)", "diffusion (DDPM), K=100"
+    lines = ["## Decision latency on SMAX maps (cpu)", "",
+             f"Command: `{args.command}` (from the repository root). Machine: {machine('cpu')}.", "",
+             "One decision of the whole team with legal-action masks (one-hot legal actions out), median over "
+             f"{args.repeats} interleaved rounds, in ms. Networks of configs/smax/: student and categorical BC a "
+             f"shared {'x'.join(map(str, SMAX_ACTOR))} MLP; teacher (K = 10) and diffusion denoiser (DDPM, K = 100) "
+             f"an AgentMixerVectorField {SMAX_FIELD}. Untrained weights (cost does not depend on them); the maps' "
+             "observation and action sizes (obs = 13 features per other unit + 10 own; actions = 5 moves and stop + "
+             "one attack per enemy).", ""]
+    for name, (n, o, a) in SMAX_MAPS.items():
+        methods = smax_methods(n, o, a)
+        results = {}
+        for b in args.batch_sizes:
+            results[b] = measure(methods, torch.randn(b, n, o), args.repeats, args.min_time)
+            print(f"{name} B={b} done ({time.time() - start:.0f} s)", flush=True)
+        lines += [f"### {name}: {n} agents (obs {o}, {a} actions)", "",
+                  "| method | " + " | ".join(f"batch {b} (ms)" for b in args.batch_sizes) + " | "
+                  + " | ".join(f"× student, batch {b}" for b in args.batch_sizes) + " |",
+                  "|---" * (1 + 2 * len(args.batch_sizes)) + "|"]
+        for m in methods:
+            cells = [fmt_time(results[b][m]) for b in args.batch_sizes]
+            cells += [f"{results[b][m] / results[b][ref]:.2f}" for b in args.batch_sizes]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+        for b in args.batch_sizes:
+            ratio = results[b][diff] / results[b][ref]
+            lines.append(f"- batch {b}: 100-step diffusion / student = **{ratio:.0f}×** (target ≥ 14.5: "
+                         f"{'met' if ratio >= 14.5 else 'missed'}).")
+        lines.append("")
+    return lines + [f"Total time of this section {time.time() - start:.0f} s."]
+
+
 def fmt_time(seconds: float) -> str:
     ms = seconds * 1e3
     return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 100 else f"{ms:.0f}"
@@ -290,9 +366,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-export", action="store_true", help="leave out the exported-student rows")
     parser.add_argument("--out", type=Path, default=REPO / "docs/speed.md")
-    parser.add_argument("--sections", nargs="+", default=["methods", "paper"], choices=["methods", "paper"],
+    parser.add_argument("--sections", nargs="+", default=["methods", "paper"], choices=["methods", "paper", "smax"],
                         help="methods: every method at the coordination networks; paper: the student's deployment "
-                             "paths at the paper's 4x512 shapes vs --baseline (cpu only)")
+                             "paths at the paper's 4x512 shapes vs --baseline (cpu only); smax: the discrete "
+                             "methods on SMAX maps of 3, 5 and 10 agents (cpu only)")
     parser.add_argument("--baseline", default="1d371a1", help="commit whose act the paper section compares against")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -306,6 +383,12 @@ def main() -> None:
         write_section(args.out, "latency-paper-cpu" + (f"-{args.threads}t" if args.threads > 1 else ""), body,
                       "Speed")
         print(f"wrote {args.out}")
+    if "smax" in args.sections and args.device == "cpu":
+        start = time.time()
+        body = "\n".join(smax_latency(args, start))
+        print(body)
+        write_section(REPO / "docs/results_smax.md" if args.out == REPO / "docs/speed.md" else args.out,
+                      "latency-smax-cpu", body, "SMAX results")
     if "methods" not in args.sections:
         return
     start = time.time()

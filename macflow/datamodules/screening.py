@@ -48,6 +48,14 @@ def _bad_rows(x: Tensor | None, chunk: int = 65536) -> Tensor | None:
         torch.zeros(0, dtype=torch.bool, device=x.device)
 
 
+def _row_max_abs(x: Tensor, chunk: int = 65536) -> Tensor:
+    """``[len(x)]`` largest finite ``|x|`` of each row (NaN and inf count as 0), in row chunks."""
+    if not len(x) or not x[0].numel():
+        return torch.zeros(len(x), device=x.device)
+    return torch.cat([torch.nan_to_num(c.reshape(len(c), -1).float(), nan=0.0, posinf=0.0, neginf=0.0).abs().amax(1)
+                      for c in x.split(chunk)])
+
+
 def screen_transitions(data: TransitionData, bad_transitions: BadTransitions = "error",
                        source: str = "the data") -> TransitionData:
     """``data`` with bad transitions handled as ``bad_transitions`` says (see the module docstring).
@@ -67,9 +75,9 @@ def screen_transitions(data: TransitionData, bad_transitions: BadTransitions = "
     non_finite = torch.zeros(t, dtype=torch.bool)
     for mask in per_array.values():
         non_finite |= mask
-    magnitude = torch.nan_to_num(data.actions.reshape(t, -1), nan=0.0, posinf=0.0, neginf=0.0).abs()
+    magnitude = _row_max_abs(data.actions)
     max_abs = float(magnitude.max()) if magnitude.numel() else 0.0
-    out_of_bounds = (magnitude > 1.0 + ACTION_TOLERANCE).any(1) & ~non_finite
+    out_of_bounds = (magnitude > 1.0 + ACTION_TOLERANCE) & ~non_finite
     n_bad, n_oob, n_rows = int(non_finite.sum()), int(out_of_bounds.sum()), int(table_rows.sum())
     if not (n_bad or n_oob or n_rows):
         return replace(data, actions=data.actions.clamp(-1.0, 1.0)) if max_abs > 1.0 else data

@@ -15,6 +15,7 @@ into :class:`TransitionData` in time chunks, reading each value once (benchmark-
 from __future__ import annotations
 
 import ast
+import ctypes
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -160,6 +161,15 @@ def _episode_ends(reader: VaultReader, rows: Sequence[int], t: int, terminals_ar
     return terminals, truncations
 
 
+def release_freed_memory() -> None:
+    """Give the pages of freed heap blocks back to the system (glibc ``malloc_trim``; a no-op elsewhere): the
+    streamed reads leave many freed chunk buffers that would otherwise stay in the process's resident set."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def read_vault_transitions(vault_dir: str | Path, rows: Sequence[int] | None = None,
                            terminals_are_timeouts: bool = False, state_key: str | None = "infos.state",
                            legal_key: str | None = "infos.legals", n_actions: int | None = None,
@@ -256,6 +266,7 @@ def read_vault_transitions(vault_dir: str | Path, rows: Sequence[int] | None = N
         episode_ids=torch.from_numpy(np.unique(episode_ids, return_inverse=True)[1].astype(np.int64)),
         states=None if states is None else torch.from_numpy(states),
         legal=None if legal is None else torch.from_numpy(legal))
+    release_freed_memory()  # the chunk buffers' pages, before screening allocates its own
     return screen_transitions(data, bad_transitions, f"vault {vault_dir}")
 
 
