@@ -265,14 +265,9 @@ def paper_latency(args: argparse.Namespace, start: float) -> list[str]:
             obs = np.random.default_rng(b).standard_normal((b, n, o), dtype=np.float32)
             results[b] = measure(methods, obs, args.repeats, args.min_time)
             print(f"{task} B={b} done ({time.time() - start:.0f} s)", flush=True)
-        lines += [f"### {task} (obs {o}, action {a})", "",
-                  "| path | " + " | ".join(f"batch {b} (ms)" for b in args.batch_sizes) + " | "
-                  + " | ".join(f"speed-up vs baseline act, batch {b}" for b in args.batch_sizes) + " |",
-                  "|---" * (1 + 2 * len(args.batch_sizes)) + "|"]
-        for name in methods:
-            cells = [fmt_time(results[b][name]) for b in args.batch_sizes]
-            cells += [f"{results[b][ref] / results[b][name]:.2f}×" for b in args.batch_sizes]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += [f"### {task} (obs {o}, action {a})", ""]
+        lines += latency_table(results, "path", "speed-up vs baseline act",
+                               lambda r, name: f"{r[ref] / r[name]:.2f}×")
         lines += ["", f"Largest action difference of the int8 path from the baseline's (actions in [-1, 1]): "
                       f"{int8_error:.4f}.", ""]
     return lines + [f"Total time of this section {time.time() - start:.0f} s."]
@@ -334,14 +329,8 @@ def smax_latency(args: argparse.Namespace, start: float) -> list[str]:
         for b in args.batch_sizes:
             results[b] = measure(methods, torch.randn(b, n, o), args.repeats, args.min_time)
             print(f"{name} B={b} done ({time.time() - start:.0f} s)", flush=True)
-        lines += [f"### {name}: {n} agents (obs {o}, {a} actions)", "",
-                  "| method | " + " | ".join(f"batch {b} (ms)" for b in args.batch_sizes) + " | "
-                  + " | ".join(f"× student, batch {b}" for b in args.batch_sizes) + " |",
-                  "|---" * (1 + 2 * len(args.batch_sizes)) + "|"]
-        for m in methods:
-            cells = [fmt_time(results[b][m]) for b in args.batch_sizes]
-            cells += [f"{results[b][m] / results[b][ref]:.2f}" for b in args.batch_sizes]
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines += [f"### {name}: {n} agents (obs {o}, {a} actions)", ""]
+        lines += latency_table(results, "method", "× student", lambda r, m: f"{r[m] / r[ref]:.2f}")
         lines.append("")
         for b in args.batch_sizes:
             ratio = results[b][diff] / results[b][ref]
@@ -350,6 +339,17 @@ def smax_latency(args: argparse.Namespace, start: float) -> list[str]:
         lines.append("")
     return lines + [f"Total time of this section {time.time() - start:.0f} s."]
 
+
+def latency_table(results: dict[int, dict[str, float]], first: str, ratio_header: str,
+                  ratio: Callable[[dict[str, float], str], str]) -> list[str]:
+    """Markdown rows: each method's time per batch size (``results[batch][method]`` in s), then ``ratio`` cells."""
+    batches = list(results)
+    lines = [f"| {first} | " + " | ".join(f"batch {b} (ms)" for b in batches) + " | "
+             + " | ".join(f"{ratio_header}, batch {b}" for b in batches) + " |", "|---" * (1 + 2 * len(batches)) + "|"]
+    for name in results[batches[0]]:
+        cells = [fmt_time(results[b][name]) for b in batches] + [ratio(results[b], name) for b in batches]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 def fmt_time(seconds: float) -> str:
     ms = seconds * 1e3
