@@ -32,13 +32,17 @@ ACTION_TOLERANCE = 1e-4
 OPTION = "data.init_args.bad_transitions"
 
 
+SCREEN_ROWS = 65536
+"""Rows per chunk while screening: the temporaries stay small beside the data."""
+
+
 def check_bad_transitions(value: str) -> None:
     """Raise :class:`InputError` unless ``value`` is one of :data:`BAD_TRANSITIONS`."""
     if value not in BAD_TRANSITIONS:
         raise InputError(f"{OPTION}={value!r} is not an option; choose one of {', '.join(BAD_TRANSITIONS)}")
 
 
-def _bad_rows(x: Tensor | None, chunk: int = 65536) -> Tensor | None:
+def _bad_rows(x: Tensor | None, chunk: int = SCREEN_ROWS) -> Tensor | None:
     """``[len(x)]`` bool, True where a row holds NaN or inf (in row chunks: no full-size temporary)."""
     if x is None:
         return None
@@ -48,7 +52,7 @@ def _bad_rows(x: Tensor | None, chunk: int = 65536) -> Tensor | None:
         torch.zeros(0, dtype=torch.bool, device=x.device)
 
 
-def _row_max_abs(x: Tensor, chunk: int = 65536) -> Tensor:
+def _row_max_abs(x: Tensor, chunk: int = SCREEN_ROWS) -> Tensor:
     """``[len(x)]`` largest finite ``|x|`` of each row (NaN and inf count as 0), in row chunks."""
     if not len(x) or not x[0].numel():
         return torch.zeros(len(x), device=x.device)
