@@ -30,7 +30,7 @@ class EvaluationData(Protocol):
 
     eval_batch_size: int
 
-    def make_env(self, seeds: list[int]) -> MultiAgentEnv: ...
+    def evaluation_env(self, seeds: list[int]) -> MultiAgentEnv: ...
 
     def normalized_score(self, returns: Tensor) -> Tensor | None: ...
 
@@ -49,14 +49,15 @@ def evaluate(datamodule: EvaluationData, policy: Policy, seeds: Sequence[int], b
              device: torch.device | str = "cpu",
              make_env: Callable[[list[int]], MultiAgentEnv] | None = None) -> dict[str, Tensor]:
     """Run ``policy`` for one episode per seed, ``batch_size`` episodes side by side (default: the datamodule's
-    ``eval_batch_size``), in ``make_env(seeds)`` (default: ``datamodule.make_env``).
+    ``eval_batch_size``), in ``make_env(seeds)`` (default: ``datamodule.evaluation_env``, its simulator with the
+    observation history its models read).
 
     Returns per-episode float64 values ``{name: [len(seeds)]}`` on ``device``: ``return``, ``length``, the env's
     episode metrics and, where the datamodule defines it, ``normalized_score``.
     """
     seeds = [int(s) for s in seeds]
     batch_size = batch_size or datamodule.eval_batch_size
-    make_env = make_env or datamodule.make_env
+    make_env = make_env or datamodule.evaluation_env
     parts = []
     for start in range(0, len(seeds), batch_size):
         with torch.random.fork_rng(devices=range(torch.cuda.device_count())):  # manual_seed seeds every device

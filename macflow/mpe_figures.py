@@ -19,6 +19,7 @@ import numpy as np
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
+from macflow.envs.base import MultiAgentEnv
 from macflow.envs.mpe import MPESpreadEnv
 from macflow.evaluation import eval_seeds, evaluate
 
@@ -71,9 +72,9 @@ class MPETrajectoryFigure(Callback):
         datamodule = trainer.datamodule
         envs: list[MPESpreadEnv] = []
 
-        def recording_env(seeds: list[int]) -> MPESpreadEnv:
+        def recording_env(seeds: list[int]) -> MultiAgentEnv:
             envs.append(datamodule.make_env(seeds, record=True))
-            return envs[-1]
+            return datamodule.with_history(envs[-1])
 
         seeds = eval_seeds(self.n_episodes)
         results = evaluate(datamodule, pl_module.policy, seeds, len(seeds), pl_module.device, recording_env)

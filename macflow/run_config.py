@@ -20,7 +20,7 @@ IGNORED_KEYS = (
 )
 """Resolved-config keys (dotted) that do not change a run's results; the config hash leaves them out."""
 
-DEFAULTS_LEFT_OUT = {"data.init_args.bad_transitions": "error"}
+DEFAULTS_LEFT_OUT = {"data.init_args.bad_transitions": "error", "data.init_args.obs_history": 1}
 """Options added after runs were recorded, left out of the hash at the value those runs had, so their run
 directories and records keep their hash; any other value is hashed."""
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +104,27 @@ class TransitionData:
         if self.legal is not None:
             batch["legal"], batch["next_legal"] = self.legal[o], self.legal[o2]
         return batch
+
+    def with_history(self, frames: int) -> TransitionData:
+        """The same transitions with each observation row replaced by the agent's last ``frames`` observations of
+        its episode, oldest first, flattened to ``[M, N, frames * O]``; before the episode's first observation the
+        first one repeats (what :class:`macflow.envs.history.ObservationHistory` shows in rollouts).
+
+        The previous row of an observation is the ``obs_index`` of the transition whose ``next_obs_index`` it is,
+        so the history never crosses an episode boundary, whatever the row order.
+        """
+        if frames == 1:
+            return self
+        m = self.observations.shape[0]
+        prev = torch.arange(m)
+        moves = self.next_obs_index != self.obs_index  # a vault's terminal row points at itself
+        prev[self.next_obs_index[moves]] = self.obs_index[moves]
+        rows = [torch.arange(m)]
+        for _ in range(frames - 1):
+            rows.append(prev[rows[-1]])
+        window = torch.stack(rows[::-1], dim=1)  # [M, frames], oldest first
+        stacked = self.observations[window].transpose(1, 2).reshape(m, self.n_agents, frames * self.obs_dim)
+        return replace(self, observations=stacked)
 
     def episode_returns(self) -> Tensor:
         """Undiscounted team return of every episode in the data ``[E]``."""

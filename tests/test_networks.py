@@ -11,6 +11,7 @@ from macflow.modules import (
     EntityAttentionPolicy,
     JointMLPVectorField,
     PerAgentVectorField,
+    RecurrentHistoryPolicy,
     SharedMLPPolicy,
     VDNMean,
     VDNSum,
@@ -69,7 +70,12 @@ def entity_policy(obs_dim: int, action_dim: int, n_agents: int, noise_dim: int) 
     return EntityAttentionPolicy(obs_dim, action_dim, n_agents, noise_dim, entity_groups=[[1, 2, 1]], width=16)
 
 
-@pytest.mark.parametrize("policy", [SharedMLPPolicy, entity_policy])
+def history_policy(obs_dim: int, action_dim: int, n_agents: int, noise_dim: int) -> RecurrentHistoryPolicy:
+    """Observations of two frames of two dims each."""
+    return RecurrentHistoryPolicy(obs_dim, action_dim, n_agents, noise_dim, frames=2, hidden_size=8, hidden_dims=[16])
+
+
+@pytest.mark.parametrize("policy", [SharedMLPPolicy, entity_policy, history_policy])
 @pytest.mark.parametrize("noise_dim", [A, N * A])
 def test_student_agent_output_depends_only_on_its_own_inputs(noise_dim, policy):
     torch.manual_seed(0)

@@ -6,7 +6,9 @@ A benchmark subclass sets the dims in ``__init__`` (``n_agents``, ``obs_dim``, `
 Training batches come from :class:`RandomBatches` on the training device, seeded by ``data_seed + rank``;
 validation iterates over the evaluation-episode seeds (:func:`macflow.evaluation.eval_seeds`), which Lightning
 shards across DDP ranks. Loaded data is screened for NaN/inf values and out-of-bounds actions
-(:func:`~macflow.datamodules.screening.screen_transitions`, option ``bad_transitions``).
+(:func:`~macflow.datamodules.screening.screen_transitions`, option ``bad_transitions``). With ``obs_history: W``
+models read each agent's last W observations, in training (:meth:`TransitionData.with_history`) and in evaluation
+rollouts (:class:`~macflow.envs.history.ObservationHistory`) alike.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from macflow.datamodules.augment import BatchTransform
 from macflow.datamodules.sampling import LIGHTNING_LOOKAHEAD, RandomBatches
 from macflow.datamodules.screening import BadTransitions, check_bad_transitions, screen_transitions
 from macflow.envs.base import MultiAgentEnv
+from macflow.envs.history import ObservationHistory
 from macflow.errors import InputError
 from macflow.evaluation import eval_seeds
 from macflow.transitions import TransitionData, saved_dataset_problem
@@ -39,17 +42,24 @@ class OfflineMARLDataModule(LightningDataModule):
         data_seed: seed of the batch sampler (each rank adds its rank).
         bad_transitions: what to do with transitions holding NaN/inf or actions outside [-1, 1]: ``error``
             (default), ``drop`` them, or ``clip`` the actions (non-finite ones are dropped); a warning counts them.
+        obs_history: observations per agent that models read: 1 = the current one; W > 1 = the last W of the
+            episode, oldest first (``obs_dim`` becomes W times the simulator's ``frame_dim``), for partially
+            observed tasks; pair it with an actor that encodes the window, e.g. ``RecurrentHistoryPolicy``.
     """
 
     n_agents: int
-    obs_dim: int
+    frame_dim: int
     action_dim: int
     state_dim: int = 0
     discrete: bool = False
 
     def __init__(self, batch_size: int = 256, n_eval_episodes: int = 10, eval_batch_size: int = 10,
-                 data_seed: int = 0, bad_transitions: BadTransitions = "error") -> None:
+                 data_seed: int = 0, bad_transitions: BadTransitions = "error", obs_history: int = 1) -> None:
         super().__init__()
+        if isinstance(obs_history, bool) or not isinstance(obs_history, int) or obs_history < 1:
+            raise InputError(f"data.init_args.obs_history={obs_history!r}: must be a positive integer (1 = the "
+                             "current observation only)")
+        self.obs_history = obs_history
         for name, value in (("batch_size", batch_size), ("n_eval_episodes", n_eval_episodes),
                             ("eval_batch_size", eval_batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -61,6 +71,16 @@ class OfflineMARLDataModule(LightningDataModule):
         self.data_seed = data_seed
         self.data: TransitionData | None = None
 
+    @property
+    def obs_dim(self) -> int:
+        """Features per agent that models read: ``obs_history`` observations of ``frame_dim`` features each."""
+        return self.frame_dim * self.obs_history
+
+    @obs_dim.setter
+    def obs_dim(self, value: int) -> None:
+        """A benchmark sets the simulator's observation size (one frame)."""
+        self.frame_dim = value
+
     # ------------------------------------------------------------------ what a benchmark implements
     @abstractmethod
     def build_data(self) -> TransitionData:
@@ -69,6 +89,14 @@ class OfflineMARLDataModule(LightningDataModule):
     @abstractmethod
     def make_env(self, seeds: list[int]) -> MultiAgentEnv:
         """An evaluation environment running one episode per seed."""
+
+    def evaluation_env(self, seeds: list[int]) -> MultiAgentEnv:
+        """:meth:`make_env`, showing the agents the observation history the models were trained on."""
+        return self.with_history(self.make_env(seeds))
+
+    def with_history(self, env: MultiAgentEnv) -> MultiAgentEnv:
+        """``env`` wrapped in :class:`ObservationHistory` when ``obs_history > 1``."""
+        return env if self.obs_history == 1 else ObservationHistory(env, self.obs_history)
 
     def normalized_score(self, returns: torch.Tensor) -> torch.Tensor | None:
         """``(R - R_random) / (R_expert - R_random)`` where the benchmark has references; else ``None``."""
@@ -112,10 +140,11 @@ class OfflineMARLDataModule(LightningDataModule):
         if self.data is None:
             data = self.build_data()
             self.check_dims(data)
-            self.data = screen_transitions(data, self.bad_transitions, self.data_source())
+            data = screen_transitions(data, self.bad_transitions, self.data_source())
+            self.data = data.with_history(self.obs_history)
 
     def check_dims(self, data: TransitionData) -> None:
-        expected = dict(n_agents=self.n_agents, obs_dim=self.obs_dim, action_dim=self.action_dim,
+        expected = dict(n_agents=self.n_agents, obs_dim=self.frame_dim, action_dim=self.action_dim,
                         state_dim=self.state_dim)
         got = dict(n_agents=data.n_agents, obs_dim=data.obs_dim, action_dim=data.action_dim,
                    state_dim=data.state_dim)

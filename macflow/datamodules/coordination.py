@@ -24,15 +24,15 @@ class CoordinationDataModule(OfflineMARLDataModule):
         private_dim: private distractor features per agent.
         n_samples: logged decisions.
         action_noise: std of the Gaussian noise around the mode points in the logged continuous actions.
-        data_seed, batch_size, n_eval_episodes, eval_batch_size, bad_transitions: see
+        data_seed, batch_size, n_eval_episodes, eval_batch_size, bad_transitions, obs_history: see
             :class:`OfflineMARLDataModule`.
     """
 
     def __init__(self, n_agents: int = 2, n_modes: int = 4, discrete: bool = False, private_dim: int = 2,
                  n_samples: int = 20_000, action_noise: float = 0.05, batch_size: int = 256,
                  n_eval_episodes: int = 1000, eval_batch_size: int = 1000, data_seed: int = 0,
-                 bad_transitions: BadTransitions = "error") -> None:
-        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions)
+                 bad_transitions: BadTransitions = "error", obs_history: int = 1) -> None:
+        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions, obs_history)
         self.save_hyperparameters()
         self.game = CoordinationGame(n_agents, n_modes, private_dim, discrete)
         self.n_agents, self.obs_dim, self.action_dim = n_agents, self.game.obs_dim, self.game.action_dim

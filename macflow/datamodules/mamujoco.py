@@ -50,6 +50,7 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
         progress: progress bars while generating.
         data_seed: seed of the behaviour training, the collected episodes and the batch sampler.
         bad_transitions: ``error``, ``drop`` or ``clip``: see :class:`OfflineMARLDataModule`.
+        obs_history: observations per agent the models read (1: the current one): see :class:`OfflineMARLDataModule`.
     """
 
     def __init__(self, scenario: Literal["HalfCheetah", "Hopper", "Ant"] = "HalfCheetah", agent_conf: str | None = None,
@@ -59,8 +60,8 @@ class MaMuJoCoDataModule(OfflineMARLDataModule):
                  source: Literal["generated", "omiga", "omar", "vault"] = "generated", path: str | None = None,
                  vault_rows: list[int] | None = None, cache_dir: str = "data_cache", progress: bool = True,
                  batch_size: int = 256, n_eval_episodes: int = 10, eval_batch_size: int = 10,
-                 data_seed: int = 0, bad_transitions: BadTransitions = "error") -> None:
-        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions)
+                 data_seed: int = 0, bad_transitions: BadTransitions = "error", obs_history: int = 1) -> None:
+        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions, obs_history)
         agent_conf = agent_conf or DEFAULT_CONF.get(scenario, "")
         self.save_hyperparameters()
         self.hparams.agent_conf = agent_conf

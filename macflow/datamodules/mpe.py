@@ -54,6 +54,7 @@ class MPEDataModule(OfflineMARLDataModule):
         augment: ``none`` or ``d4``: turn every training transition by a random symmetry of the square
             (:func:`~macflow.datamodules.augment.d4_augment`; simple_spread is invariant under them).
         bad_transitions: ``error``, ``drop`` or ``clip``: see :class:`OfflineMARLDataModule`.
+        obs_history: observations per agent the models read (1: the current one): see :class:`OfflineMARLDataModule`.
     """
 
     def __init__(self, quality: Literal["random", "medium", "expert", "medium-replay"] = "expert",
@@ -63,8 +64,8 @@ class MPEDataModule(OfflineMARLDataModule):
                  path: str | None = None, vault_rows: list[int] | None = None, cache_dir: str = "data_cache",
                  n_reference_episodes: int = 200, batch_size: int = 256, n_eval_episodes: int = 50,
                  eval_batch_size: int = 50, data_seed: int = 0, augment: Literal["none", "d4"] = "none",
-                 bad_transitions: BadTransitions = "error") -> None:
-        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions)
+                 bad_transitions: BadTransitions = "error", obs_history: int = 1) -> None:
+        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions, obs_history)
         self.save_hyperparameters()
         if quality not in QUALITIES:
             raise InputError(f"unknown MPE quality {quality!r}; choose one of {QUALITIES}")

@@ -38,14 +38,15 @@ class SMAXDataModule(OfflineMARLDataModule):
         n_episodes: generated episodes; ``null`` = ``DEFAULT_EPISODES``.
         cache_dir: where generated datasets are cached (git-ignored ``data_cache/`` by default).
         data_seed: seed of the generated data and of the batch sampler.
-        batch_size, n_eval_episodes, eval_batch_size: see :class:`OfflineMARLDataModule`.
+        batch_size, n_eval_episodes, eval_batch_size, obs_history: see :class:`OfflineMARLDataModule`.
     """
 
     def __init__(self, map_name: str = "3m",
                  quality: Literal["random", "medium", "expert", "medium-replay"] = "medium",
                  n_episodes: int | None = None, cache_dir: str = "data_cache", batch_size: int = 256,
-                 n_eval_episodes: int = 32, eval_batch_size: int = 32, data_seed: int = 0) -> None:
-        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed)
+                 n_eval_episodes: int = 32, eval_batch_size: int = 32, data_seed: int = 0,
+                 obs_history: int = 1) -> None:
+        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed, obs_history=obs_history)
         self.save_hyperparameters()
         if quality not in QUALITIES:
             raise ValueError(f"unknown SMAX quality {quality!r}; choose one of {QUALITIES}")
@@ -95,14 +96,14 @@ class SMACVaultDataModule(OfflineMARLDataModule):
         map_name: SMAX map to evaluate in; ``null`` = the scenario's name (``3m`` for ``.../3m.vlt/Good``).
         vault_rows: batch rows of the vault (``null``: all).
         simulator: ``smax`` (jaxmarl's SMAX, where a map has the vault's dims) or ``sc2`` (the real SMAC).
-        batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions: see
+        batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions, obs_history: see
             :class:`OfflineMARLDataModule`.
     """
 
     def __init__(self, path: str, map_name: str | None = None, vault_rows: list[int] | None = None,
                  simulator: Literal["smax", "sc2"] = "smax", batch_size: int = 256, n_eval_episodes: int = 32, eval_batch_size: int = 32, data_seed: int = 0,
-                 bad_transitions: BadTransitions = "error") -> None:
-        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions)
+                 bad_transitions: BadTransitions = "error", obs_history: int = 1) -> None:
+        super().__init__(batch_size, n_eval_episodes, eval_batch_size, data_seed, bad_transitions, obs_history)
         self.save_hyperparameters()
         if simulator not in ("smax", "sc2"):
             raise InputError(f"data.init_args.simulator={simulator!r}: choose 'smax' or 'sc2'")
@@ -133,10 +134,10 @@ class SMACVaultDataModule(OfflineMARLDataModule):
         if self.map_name not in MAP_UNITS:
             return f"SMAX has no map {self.map_name!r} to evaluate this vault in; {fix}"
         d = dims_for(self.map_name)
-        ours = (self.n_agents, self.obs_dim, self.state_dim, self.action_dim)
+        ours = (self.n_agents, self.frame_dim, self.state_dim, self.action_dim)
         if (d.n_agents, d.obs_dim, d.state_dim, d.action_dim) == ours:
             return None
-        return (f"the vault has {self.n_agents} agents, obs {self.obs_dim}, state {self.state_dim}, "
+        return (f"the vault has {self.n_agents} agents, obs {self.frame_dim}, state {self.state_dim}, "
                 f"{self.action_dim} actions (StarCraft II features), SMAX map {self.map_name!r} has {d.n_agents}, "
                 f"{d.obs_dim}, {d.state_dim}, {d.action_dim}: no simulator here evaluates it; {fix}")
 

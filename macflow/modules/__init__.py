@@ -3,7 +3,12 @@
 from macflow.modules.base import MACFlowModule
 from macflow.modules.critics import AgentCritic, EnsembleCritic
 from macflow.modules.mixers import QMIX, Mixer, VDNMean, VDNSum
-from macflow.modules.policies import EntityAttentionPolicy, SharedMLPPolicy, StudentPolicy
+from macflow.modules.policies import (
+    EntityAttentionPolicy,
+    RecurrentHistoryPolicy,
+    SharedMLPPolicy,
+    StudentPolicy,
+)
 from macflow.modules.student import OneStepStudent
 from macflow.modules.teacher import FlowTeacher
 from macflow.modules.vector_fields import (
@@ -15,7 +20,7 @@ from macflow.modules.vector_fields import (
 )
 
 __all__ = ["MACFlowModule", "FlowTeacher", "OneStepStudent", "VectorField", "AgentAttentionVectorField",
-           "AgentMixerVectorField", "JointMLPVectorField", "PerAgentVectorField", "StudentPolicy", "SharedMLPPolicy",
+           "AgentMixerVectorField", "JointMLPVectorField", "PerAgentVectorField", "StudentPolicy", "SharedMLPPolicy", "RecurrentHistoryPolicy",
            "EntityAttentionPolicy", "AgentCritic", "EnsembleCritic", "Mixer", "VDNMean", "VDNSum", "QMIX"]
 
 # baselines (issue 5)

@@ -46,6 +46,42 @@ class SharedMLPPolicy(StudentPolicy):
         return self.net(with_agent_ids(torch.cat([obs, z], dim=-1), self.n_agents))
 
 
+class RecurrentHistoryPolicy(StudentPolicy):
+    """Actor for partially observed tasks: a GRU, trained with the actor, reads the agent's last ``frames``
+    observations (data and rollouts with ``data.init_args.obs_history: frames``), and an MLP shared by all agents
+    maps ``[onehot(i), o_i(t), h_i, z_i]`` to the action, where ``h_i`` is the GRU's state after the newest frame.
+
+    The window is the GRU's input sequence (oldest first), so its state restarts with every window and a rollout
+    carries no hidden state between steps: the datamodule's :class:`~macflow.envs.history.ObservationHistory`
+    keeps the window, refilled at each episode's start.
+
+    Args:
+        frames: observations per window; must equal the datamodule's ``obs_history`` (checked when fitting).
+        hidden_size: GRU state size.
+        hidden_dims: widths of the MLP head.
+        layer_norm: LayerNorm after each hidden activation of the head.
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, n_agents: int, noise_dim: int, frames: int = 4,
+                 hidden_size: int = 128, hidden_dims: Sequence[int] = (256, 256), layer_norm: bool = False) -> None:
+        super().__init__(obs_dim, action_dim, n_agents, noise_dim)
+        if frames < 1 or obs_dim % frames:
+            raise ValueError(f"RecurrentHistoryPolicy frames={frames} must divide the observation size {obs_dim} "
+                             "(obs_history frames of one observation each): set frames to data.init_args.obs_history")
+        self.frames, self.frame_dim = frames, obs_dim // frames
+        self.encoder = nn.GRU(self.frame_dim, hidden_size, batch_first=True)
+        self.net = mlp(n_agents + self.frame_dim + hidden_size + noise_dim, list(hidden_dims), action_dim,
+                       layer_norm=layer_norm)
+
+    def forward(self, obs: Tensor, z: Tensor) -> Tensor:
+        b, n = obs.shape[:2]
+        window = obs.reshape(b * n, self.frames, self.frame_dim)
+        _, state = self.encoder(window)  # [1, B * N, hidden]
+        memory = state[-1].reshape(b, n, -1)
+        current = obs[..., -self.frame_dim:]
+        return self.net(with_agent_ids(torch.cat([current, memory, z], dim=-1), self.n_agents))
+
+
 class EntityAttentionPolicy(StudentPolicy):
     """Actor: a shared transformer over the entities in one agent's own observation (landmarks, other agents, ...).
 

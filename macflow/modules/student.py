@@ -117,6 +117,7 @@ class OneStepStudent(MACFlowModule):
         self.q = MixedCritic(critic, mixer, n_agents, obs_dim, action_dim, state_dim)
         self.obs_normalizer = self.obs_normalizer_for(normalize_obs)
         self.teacher: FlowTeacher | None = None  # loaded by setup("fit"), the only stage that reads it
+        self.teacher_obs_dim = obs_dim  # the newest features of a window the teacher reads (load_teacher sets it)
         self.teacher_record: dict[str, Any] | None = None  # which teacher, written into the student's checkpoints
         self._compiled_targets: Callable[[Tensor, Tensor], Tensor] | None = None  # set by configure_model
 
@@ -124,6 +125,12 @@ class OneStepStudent(MACFlowModule):
     def setup(self, stage: str) -> None:
         """Load the teacher for ``fit`` (a resumed fit too), before its checkpoint is restored; ``validate``,
         ``test`` and ``predict`` run without it, and ``load_from_checkpoint`` never calls this."""
+        frames = self._obs_history()
+        actor_frames = getattr(self.actor, "frames", None)
+        if actor_frames is not None and actor_frames != frames:
+            raise InputError(f"model.init_args.actor {type(self.actor).__name__} reads windows of {actor_frames} "
+                             f"observations but the data gives {frames} (data.init_args.obs_history): set both to "
+                             "the same number")
         if stage == "fit":
             self.load_teacher()
 
@@ -157,17 +164,26 @@ class OneStepStudent(MACFlowModule):
         teacher = FlowTeacher.load_from_checkpoint(path, map_location="cpu")
         mine = {k: self.hparams[k] for k in ("n_agents", "obs_dim", "action_dim", "discrete")}
         theirs = {k: teacher.hparams[k] for k in mine}
-        if mine != theirs:
+        frame_dim = self.obs_dim // self._obs_history()
+        newest_frames = theirs["obs_dim"] <= self.obs_dim and theirs["obs_dim"] % frame_dim == 0
+        if {**mine, "obs_dim": 0} != {**theirs, "obs_dim": 0} or not newest_frames:
             raise InputError(f"model.init_args.teacher_ckpt {path} was trained on data with dims {theirs}, but this "
-                             f"data has {mine}: train a teacher on the same dataset")
+                             f"data has {mine}: train a teacher on the same dataset (with obs_history, the teacher "
+                             "may read fewer frames than the student)")
+        self.teacher_obs_dim = theirs["obs_dim"]
         self.teacher = teacher.eval().requires_grad_(False)
         self.teacher_record = {"path": str(path.resolve()), "sha256": file_sha256(path),
                                "data_fingerprint": run_record(checkpoint).get("data_fingerprint")}
-        own = self._data_fingerprint()
+        own = self._data_fingerprint() if self.teacher_obs_dim == self.obs_dim else None  # history: other tables
         if own is not None and self.teacher_record["data_fingerprint"] not in (None, own):
             rank_zero_warn(f"teacher {path} was trained on other data than this student (data fingerprint "
                            f"{self.teacher_record['data_fingerprint'][:12]} vs {own[:12]}): train the teacher on "
                            "this dataset, or ignore this if the change is intended", category=UserWarning)
+
+    def _obs_history(self) -> int:
+        """Observations per agent in the attached datamodule's windows (``obs_history``; 1 without one)."""
+        trainer = self._trainer
+        return int(getattr(getattr(trainer, "datamodule", None), "obs_history", 1)) if trainer is not None else 1
 
     def _data_fingerprint(self) -> str | None:
         """Fingerprint of the attached trainer's datamodule data (``None`` outside a fit with a datamodule)."""
@@ -290,8 +306,9 @@ class OneStepStudent(MACFlowModule):
 
     @torch.no_grad()
     def distillation_targets(self, obs: Tensor, x_0: Tensor) -> Tensor:
-        """The teacher's unclipped Euler sample ``[B, N, A]`` (float32) from joint noise ``x_0`` given raw ``obs``,
-        at ``target_precision``, through the compiled loop when ``compile`` is on."""
+        """The teacher's unclipped Euler sample ``[B, N, A]`` (float32) from joint noise ``x_0`` given raw ``obs``
+        (the newest frames it was trained on, when the student reads a longer history), at ``target_precision``,
+        through the compiled loop when ``compile`` is on."""
         assert self.teacher is not None, "setup('fit') (or load_teacher()) loads the teacher"
         run = self._compiled_targets or self._euler_targets
         if self.hparams.target_precision == "bf16":
@@ -300,7 +317,7 @@ class OneStepStudent(MACFlowModule):
         return run(obs, x_0)
 
     def _euler_targets(self, obs: Tensor, x_0: Tensor) -> Tensor:
-        return self.teacher.sample(obs, x_0, self.hparams.flow_steps)
+        return self.teacher.sample(obs[..., -self.teacher_obs_dim:], x_0, self.hparams.flow_steps)
 
     def update_targets(self) -> None:
         """Polyak update of the target critic after the optimizer step (identical on every DDP rank)."""
