@@ -17,7 +17,13 @@ from torch import nn
 from macflow.errors import InputError
 from macflow.export import AgentPolicy, export, load_student
 from macflow.export import main as export_main
-from macflow.modules import EntityAttentionPolicy, OneStepStudent, SharedMLPPolicy, StudentPolicy
+from macflow.modules import (
+    EntityAttentionPolicy,
+    OneStepStudent,
+    RecurrentHistoryPolicy,
+    SharedMLPPolicy,
+    StudentPolicy,
+)
 
 HAS_ONNX = all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
@@ -27,12 +33,17 @@ def entity_policy(*dims: int) -> EntityAttentionPolicy:
     return EntityAttentionPolicy(*dims, entity_groups=[[1, 2, 2]], width=16)
 
 
+def history_policy(*dims: int) -> RecurrentHistoryPolicy:
+    """A GRU student over five one-dim frames of o_i: its recurrence must export with a dynamic batch."""
+    return RecurrentHistoryPolicy(*dims, frames=5, hidden_size=8, hidden_dims=[16])
+
+
 def make_student(tmp_path, noise: str = "shared", discrete: bool = False, actor: str = "mlp"
                  ) -> tuple[OneStepStudent, str]:
     """A randomly initialised student saved as a checkpoint (no teacher needed to export)."""
     torch.manual_seed(0)
     action_dim = 4 if discrete else 2
-    actors = {"mlp": SharedMLPPolicy, "entity": entity_policy}
+    actors = {"mlp": SharedMLPPolicy, "entity": entity_policy, "history": history_policy}
     student = OneStepStudent(teacher_ckpt=str(tmp_path / "no_teacher.ckpt"), actor=actors[actor], noise=noise,
                              n_agents=3, obs_dim=5, action_dim=action_dim, state_dim=0, discrete=discrete)
     path = tmp_path / f"student_{noise}_{discrete}_{actor}.ckpt"
@@ -67,7 +78,8 @@ def run_exported(fmt: str, path, obs, z, legal):
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 @pytest.mark.parametrize("noise,discrete,actor", [("shared", False, "mlp"), ("independent", False, "mlp"),
-                                                  ("independent", True, "mlp"), ("shared", False, "entity")])
+                                                  ("independent", True, "mlp"), ("shared", False, "entity"),
+                                                  ("shared", True, "history")])
 def test_exported_agents_give_the_modules_actions(tmp_path, fmt, noise, discrete, actor):
     if fmt == "onnx":
         pytest.importorskip("onnx")
