@@ -21,10 +21,11 @@ STANDALONE = ["teacher.yaml", "student.yaml", "coordination/teacher.yaml", "coor
               *(f"mamujoco/{s}_{stage}.yaml" for s in ("halfcheetah", "hopper") for stage in ("teacher", "student"))]
 MPE_STACKS = [(f"mpe/{stage}.yaml", f"mpe/{q}/{stage}.yaml") for q in MPE_QUALITIES for stage in ("teacher", "student")]
 SMAX_STACKS = [(f"smax/{stage}.yaml", f"smax/{q}/{stage}.yaml") for q in MPE_QUALITIES for stage in ("teacher", "student", "categorical_bc")]
-SMAX_STACKS += [("smax/student.yaml", "smax/medium/student.yaml", "smax/history_student.yaml")]
+HISTORY_STACKS = [("smax/student.yaml", "smax/medium/student.yaml", "smax/history_student.yaml"),
+                  ("mamujoco/halfcheetah_student.yaml", "mamujoco/history_student.yaml")]
 TRAINER_STACKS = [("coordination/teacher.yaml", "trainer/debug.yaml"),
                   ("coordination/teacher.yaml", "trainer/ddp_cpu.yaml")]
-STACKS = [(name,) for name in STANDALONE] + MPE_STACKS + SMAX_STACKS + TRAINER_STACKS
+STACKS = [(name,) for name in STANDALONE] + MPE_STACKS + SMAX_STACKS + HISTORY_STACKS + TRAINER_STACKS
 """Every config file a run is made of, as the ``--config`` files of one command."""
 
 
