@@ -20,8 +20,9 @@ from macflow.modules.vector_fields import (
 )
 
 __all__ = ["MACFlowModule", "FlowTeacher", "OneStepStudent", "VectorField", "AgentAttentionVectorField",
-           "AgentMixerVectorField", "JointMLPVectorField", "PerAgentVectorField", "StudentPolicy", "SharedMLPPolicy", "RecurrentHistoryPolicy",
-           "EntityAttentionPolicy", "AgentCritic", "EnsembleCritic", "Mixer", "VDNMean", "VDNSum", "QMIX"]
+           "AgentMixerVectorField", "JointMLPVectorField", "PerAgentVectorField", "StudentPolicy", "SharedMLPPolicy",
+           "RecurrentHistoryPolicy", "EntityAttentionPolicy", "AgentCritic", "EnsembleCritic", "Mixer", "VDNMean",
+           "VDNSum", "QMIX"]
 
 # baselines (issue 5)
 from macflow.modules.diffusion import DiffusionPolicy  # noqa: E402

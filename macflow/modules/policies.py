@@ -56,7 +56,8 @@ class RecurrentHistoryPolicy(StudentPolicy):
     keeps the window, refilled at each episode's start.
 
     Args:
-        frames: observations per window; must equal the datamodule's ``obs_history`` (checked when fitting).
+        frames: observations per window; must equal the datamodule's ``obs_history`` (the student checks it when a trainer
+            runs it).
         hidden_size: GRU state size.
         hidden_dims: widths of the MLP head.
         layer_norm: LayerNorm after each hidden activation of the head.
