@@ -166,7 +166,8 @@ class OneStepStudent(MACFlowModule):
         theirs = {k: teacher.hparams[k] for k in mine}
         frame_dim = self.obs_dim // self._obs_history()
         newest_frames = theirs["obs_dim"] <= self.obs_dim and theirs["obs_dim"] % frame_dim == 0
-        if {**mine, "obs_dim": 0} != {**theirs, "obs_dim": 0} or not newest_frames:
+        same_agents_and_actions = all(mine[k] == theirs[k] for k in ("n_agents", "action_dim", "discrete"))
+        if not same_agents_and_actions or not newest_frames:
             raise InputError(f"model.init_args.teacher_ckpt {path} was trained on data with dims {theirs}, but this "
                              f"data has {mine}: train a teacher on the same dataset (with obs_history, the teacher "
                              "may read fewer frames than the student)")
