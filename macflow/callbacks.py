@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from macflow.checkpoints import RECORD, data_fingerprint
+from macflow.checkpoints import RECORD, datamodule_fingerprint
 
 FINAL = "final.ckpt"
 """File name of the checkpoint a completed fit writes into its run directory."""
@@ -134,8 +134,8 @@ class FinalCheckpoint(Callback):
 
 class RunRecord(Callback):
     """Record in every checkpoint (key :data:`~macflow.checkpoints.RECORD`) what the run was trained on:
-    ``data_fingerprint`` of the datamodule's ``data``, and ``config``, the run's resolved config without the settings
-    that do not change results. A student compares the fingerprint with its teacher's; a fresh ``fit`` into a
+    ``data_fingerprint`` of the datamodule's one-observation table, and ``config``, the run's resolved config without
+    the settings that do not change results. A student compares the fingerprint with its teacher's; a fresh ``fit`` into a
     directory compares the config with that of the run that wrote its checkpoints. The CLI adds it to every run."""
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
@@ -143,8 +143,7 @@ class RunRecord(Callback):
         self.fingerprint: str | None = None
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        data = getattr(trainer.datamodule, "data", None)
-        self.fingerprint = data_fingerprint(data) if data is not None and hasattr(data, "tensors") else None
+        self.fingerprint = datamodule_fingerprint(trainer.datamodule)
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         record = checkpoint.setdefault(RECORD, {})

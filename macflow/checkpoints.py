@@ -112,6 +112,15 @@ def data_fingerprint(data: TransitionData) -> str:
     return digest.hexdigest()
 
 
+def datamodule_fingerprint(datamodule: Any) -> str | None:
+    """:func:`data_fingerprint` of a datamodule's one-observation table (``frame_data``, else ``data``), so a run
+    with ``obs_history`` windows and a one-observation run on the same dataset agree; ``None`` without a table."""
+    data = getattr(datamodule, "frame_data", None)
+    if data is None:
+        data = getattr(datamodule, "data", None)
+    return data_fingerprint(data) if data is not None and hasattr(data, "tensors") else None
+
+
 def run_record(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """What macflow recorded about the run that wrote ``checkpoint`` (empty for checkpoints without a record)."""
     return checkpoint.get(RECORD) or {}

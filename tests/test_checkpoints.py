@@ -181,6 +181,19 @@ def test_a_teacher_trained_on_other_data_warns(teacher_run: Path, tmp_path: Path
     assert cli.trainer.global_step == 1  # same dims: it trains, with the warning
 
 
+@pytest.mark.parametrize("data_seed, warns", [(0, False), (1, True)])
+def test_a_history_student_compares_its_one_observation_data_with_the_teacher(teacher_run: Path, tmp_path: Path,
+                                                                              recwarn: pytest.WarningsRecorder,
+                                                                              data_seed: int, warns: bool):
+    cli = fit(STUDENT, tmp_path, "--trainer.max_steps=1", f"--data.init_args.data_seed={data_seed}",
+              "--data.init_args.obs_history=2", f"--model.init_args.teacher_ckpt={teacher_run / 'final.ckpt'}")
+    other_data = [w for w in recwarn if "was trained on other data" in str(w.message)]
+    assert bool(other_data) == warns
+    teacher = run_record(read_checkpoint(teacher_run / "final.ckpt", "x"))["data_fingerprint"]
+    student = run_record(read_checkpoint(tmp_path / "final.ckpt", "x"))["data_fingerprint"]
+    assert (student == teacher) == (not warns) and cli.datamodule.data.obs_dim == 2 * cli.datamodule.frame_dim
+
+
 # ------------------------------------------------------------------------------------------------ run directories
 def test_a_fresh_fit_never_overwrites_another_runs_directory(teacher_run: Path, tmp_path: Path):
     root = tmp_path / "run"

@@ -70,6 +70,7 @@ class OfflineMARLDataModule(LightningDataModule):
         self.batch_size, self.n_eval_episodes, self.eval_batch_size = batch_size, n_eval_episodes, eval_batch_size
         self.data_seed = data_seed
         self.data: TransitionData | None = None
+        self.frame_data: TransitionData | None = None  # the screened one-observation table ``data`` is windowed from
 
     @property
     def obs_dim(self) -> int:
@@ -140,8 +141,8 @@ class OfflineMARLDataModule(LightningDataModule):
         if self.data is None:
             data = self.build_data()
             self.check_dims(data)
-            data = screen_transitions(data, self.bad_transitions, self.data_source())
-            self.data = data.with_history(self.obs_history)
+            self.frame_data = screen_transitions(data, self.bad_transitions, self.data_source())
+            self.data = self.frame_data.with_history(self.obs_history)
 
     def check_dims(self, data: TransitionData) -> None:
         expected = dict(n_agents=self.n_agents, obs_dim=self.frame_dim, action_dim=self.action_dim,

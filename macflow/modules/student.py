@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from macflow.checkpoints import (
     RECORD,
-    data_fingerprint,
+    datamodule_fingerprint,
     model_class_path,
     read_checkpoint,
     run_record,
@@ -175,7 +175,7 @@ class OneStepStudent(MACFlowModule):
         self.teacher = teacher.eval().requires_grad_(False)
         self.teacher_record = {"path": str(path.resolve()), "sha256": file_sha256(path),
                                "data_fingerprint": run_record(checkpoint).get("data_fingerprint")}
-        own = self._data_fingerprint() if self.teacher_obs_dim == self.obs_dim else None  # history: other tables
+        own = self._data_fingerprint()
         if own is not None and self.teacher_record["data_fingerprint"] not in (None, own):
             rank_zero_warn(f"teacher {path} was trained on other data than this student (data fingerprint "
                            f"{self.teacher_record['data_fingerprint'][:12]} vs {own[:12]}): train the teacher on "
@@ -187,10 +187,9 @@ class OneStepStudent(MACFlowModule):
         return int(getattr(getattr(trainer, "datamodule", None), "obs_history", 1)) if trainer is not None else 1
 
     def _data_fingerprint(self) -> str | None:
-        """Fingerprint of the attached trainer's datamodule data (``None`` outside a fit with a datamodule)."""
+        """Fingerprint of the attached trainer's datamodule (``None`` outside a fit with a datamodule)."""
         trainer = self._trainer
-        data = getattr(getattr(trainer, "datamodule", None), "data", None) if trainer is not None else None
-        return data_fingerprint(data) if data is not None and hasattr(data, "tensors") else None
+        return datamodule_fingerprint(getattr(trainer, "datamodule", None)) if trainer is not None else None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Leave the teacher's weights out unless ``save_teacher`` (they live in ``teacher_ckpt``); record which
