@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -317,6 +318,14 @@ def test_data_records_come_from_the_manifest_and_render_one_row_per_seed(tmp_pat
     again = Runner(grid, tmp_path / "runs", records, log=lambda _: None).run(data_only=True)
     assert [r["generated"] for r in again] == [True, True]  # the committed records, kept as they were
     assert committed.stat().st_mtime_ns == mtime
+    slower = json.loads(committed.read_text())  # an earlier generation of the same data that took longer
+    slower["metrics"]["data/seconds"] = slower["metrics"].get("data/seconds", 0.0) + 7.0
+    committed.write_text(json.dumps(slower))
+    mtime = committed.stat().st_mtime_ns
+    shutil.rmtree(cache)
+    Runner(grid, tmp_path / "runs", records, log=lambda _: None).run(data_only=True)
+    regenerated = json.loads(next(cache.rglob("*expert_ep8_seed0.json")).read_text())
+    assert regenerated["sha256"] == made[0]["manifest"]["sha256"] and committed.stat().st_mtime_ns == mtime
 
     render(grid, records)
     text = (tmp_path / "doc.md").read_text()

@@ -24,6 +24,18 @@ MANIFEST_METRICS = {
     "behaviour_training_seconds": "data/behaviour_training_seconds",
 }
 """Manifest key -> the metric it is recorded as (the datagen modules name the generation time differently)."""
+TIMING_METRICS = frozenset({"data/seconds", "data/behaviour_training_seconds"})
+"""Metrics that time the generation: they differ between two generations of the same data."""
+
+
+def same_dataset(record: dict[str, Any], metrics: dict[str, float], manifest: dict[str, Any]) -> bool:
+    """Whether a data record describes the dataset of ``manifest``: the same numbers apart from the generation's
+    timing, and the same file hashes where both manifests have them."""
+    def untimed(m: dict[str, float]) -> dict[str, float]:
+        return {k: v for k, v in m.items() if k not in TIMING_METRICS}
+
+    hashes = ((record.get("manifest") or {}).get("sha256"), manifest.get("sha256"))
+    return untimed(record.get("metrics") or {}) == untimed(metrics) and (None in hashes or hashes[0] == hashes[1])
 
 
 def manifest_metrics(manifest: dict[str, Any]) -> dict[str, float]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from macflow.cli import resolve_config
-from macflow.experiments.datasets import DATA, manifest_metrics, prepare, read_manifest
+from macflow.experiments.datasets import DATA, manifest_metrics, prepare, read_manifest, same_dataset
 from macflow.experiments.grid import Grid, GridError, expand
 from macflow.experiments.provenance import config_hash, device_info, git_commit, hashed_config
 from macflow.experiments.records import read_json, record_path, write_json
@@ -148,8 +148,8 @@ class Runner:
 
     def record_data(self, dataset: str, seed: int) -> dict[str, Any] | None:
         """The data record of (dataset, seed): its dataset prepared (generated unless cached) through the datamodule
-        of the first method that trains on it; a committed record with the same config and numbers is kept as it
-        is. ``None`` for data without a manifest."""
+        of the first method that trains on it; a committed record with the same config and data (numbers and file
+        hashes, the generation time aside) is kept as it is. ``None`` for data without a manifest."""
         method = next(m for m in self.grid.training_order() if dataset in self.grid.method_datasets(m))
         resolved = resolve_config(self.base_args(method, dataset, seed), keep_none=True)
         config = hashed_config({"data": resolved["data"]}, self.runs)
@@ -164,7 +164,7 @@ class Runner:
             return None
         metrics = manifest_metrics(manifest)
         committed = read_json(path)
-        if committed and committed.get("config_hash") == digest and committed.get("metrics") == metrics:
+        if committed and committed.get("config_hash") == digest and same_dataset(committed, metrics, manifest):
             self.log(f"[{self.grid.name}] data / {dataset} / seed {seed}: as recorded")
             return committed
         record = {
