@@ -24,8 +24,9 @@ MANIFEST_METRICS = {
     "behaviour_training_seconds": "data/behaviour_training_seconds",
 }
 """Manifest key -> the metric it is recorded as (the datagen modules name the generation time differently)."""
-TIMING_METRICS = frozenset({"data/seconds", "data/behaviour_training_seconds"})
-"""Metrics that time the generation: they differ between two generations of the same data."""
+TIMING_METRICS = frozenset(metric for key, metric in MANIFEST_METRICS.items() if key.endswith("_seconds"))
+"""Metrics that time the generation (the manifest's ``*_seconds``): they differ between two generations of the
+same data."""
 
 
 def same_dataset(record: dict[str, Any], metrics: dict[str, float], manifest: dict[str, Any]) -> bool:
