@@ -126,10 +126,12 @@ def test_an_interrupted_fit_is_retrained_and_re_evaluated_not_reused(tiny_run):
     run directory's record of the model it replaces is not reused."""
     student = tiny_run["made"][2]
     run_dir = Path(student["run_dir"])
+    grid = tiny_grid(tiny_run["tmp"], validate_args=["--data.init_args.n_eval_episodes=20",
+                                                     "--data.init_args.eval_batch_size=20"])
+    # every record evaluated with these flags first, whichever test of this module ran before
+    Runner(load_grid(grid), tiny_run["runs"], tiny_run["records"], log=lambda _: None).run()
     (run_dir / "final.ckpt").unlink()
     assert (run_dir / "last.ckpt").is_file() and (run_dir / "record.json").is_file()
-    grid = tiny_grid(tiny_run["tmp"], validate_args=["--data.init_args.n_eval_episodes=20",  # the last evaluation
-                                                     "--data.init_args.eval_batch_size=20"])
     runner = Runner(load_grid(grid), tiny_run["runs"], tiny_run["records"], log=lambda _: None)
     again = runner.run(methods=["student"])
     assert (runner.fits, runner.evaluations) == (1, 1)  # the teacher's finished run and records are reused
