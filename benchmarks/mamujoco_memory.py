@@ -165,13 +165,15 @@ def write_doc(out: Path, results: dict[str, dict], cmd: str) -> None:
         ratio, extra = r["peak_rss_mb"] / r["nbytes_mb"], (r["peak_rss_mb"] - r["rss_before_data_mb"]) / r["nbytes_mb"]
         rows.append(f"| {layout} ({r['shapes']}) | {r['nbytes_mb']:.0f} MiB | {r['rss_before_data_mb']:.0f} MiB | "
                     f"{r['rss_at_fit_start_mb']:.0f} MiB | {r['peak_rss_at_fit_start_mb']:.0f} MiB | "
-                    f"{r['peak_rss_mb']:.0f} MiB | {ratio:.2f}× | {extra:.2f}× | "
+                    f"{r['peak_rss_mb']:.0f} MiB ({' / '.join(f'{x:.0f}' for x in r['peak_runs_mb'])}) | "
+                    f"{ratio:.2f}× | {extra:.2f}× | "
                     f"**{'met' if ratio <= 2 else 'missed'}** |")
     r = next(iter(results.values()))
     extra = (r["peak_rss_mb"] - r["rss_before_data_mb"]) / r["nbytes_mb"]
     what = "an OG-MARL SMAC vault, SMACVaultDataModule" if vault else "HalfCheetah"
     text = (f"{START}\n## Memory: training on {r['n_transitions']:,} transitions\n\n"
-            f"`{cmd}` ({what}, FlowTeacher, batch 256, {r['steps']} steps, CPU; one fresh process per layout).\n\n"
+            f"`{cmd}` ({what}, FlowTeacher, batch 256, {r['steps']} steps, CPU; the data written once per layout, then trained on "
+            f"in {len(r['peak_runs_mb'])} fresh processes).\n\n"
             "| layout | dataset in memory (`TransitionData.nbytes`) | RSS before loading data | RSS after loading "
             "(fit start) | peak RSS at fit start | peak RSS | peak / dataset | (peak − RSS before data) / dataset "
             "| peak ≤ 2× dataset |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
@@ -182,7 +184,9 @@ def write_doc(out: Path, results: dict[str, dict], cmd: str) -> None:
                "`2x3` is the shape of our generated HalfCheetah data; `omiga-6x1` the shape of the public OMIGA "
                "6halfcheetah data (1,001,000 transitions per quality), the MaMuJoCo dataset the paper trains on. ") +
             "Peak RSS is `ru_maxrss` of the whole training process (Python, torch, Lightning and the model "
-            "included). The data costs one observation table plus index arrays (`next_obs` is an index, not a copy); "
+            f"included): the highest of {len(r['peak_runs_mb'])} fresh training processes on the same data, every "
+            "run's peak in brackets (the allocator's slack varies from process to process). The data costs one "
+            "observation table plus index arrays (`next_obs` is an index, not a copy); "
             "the transient between 'RSS after loading' and 'peak RSS at fit start' happens while the data is loaded "
             "and validated (`TransitionData.load` / construction), before training starts.\n\n"
             "Fixed cost, before any data (`ru_maxrss` of fresh processes that only import): "
@@ -206,6 +210,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--transitions", type=int, default=1_000_000)
     p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--repeats", type=int, default=3, help="training processes per layout; the table shows the one "
+                   "with the highest peak")
     p.add_argument("--layouts", nargs="+", choices=list(LAYOUTS), default=list(LAYOUTS))
     p.add_argument("--out", default=None, help="default: docs/results_smax.md for vault layouts, else "
                    "docs/results_mamujoco.md")
@@ -228,13 +234,18 @@ def main() -> None:
             base = [sys.executable, __file__, f"--transitions={a.transitions}", f"--steps={a.steps}",
                     f"--cache={cache}", f"--layout={layout}"]
             subprocess.run(base + ["--phase=write"], check=True, env=env)
-            out = subprocess.run(base + ["--phase=train"], check=True, env=env, capture_output=True, text=True)
-        line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
-        results[layout] = json.loads(line[len("RESULT "):]) | costs
+            runs = []
+            for _ in range(a.repeats):
+                out = subprocess.run(base + ["--phase=train"], check=True, env=env, capture_output=True, text=True)
+                line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+                runs.append(json.loads(line[len("RESULT "):]))
+        worst = max(runs, key=lambda r: r["peak_rss_mb"])  # the allocator's slack varies from process to process
+        results[layout] = worst | costs | {"peak_runs_mb": [r["peak_rss_mb"] for r in runs]}
         print(layout, json.dumps(results[layout], indent=1), flush=True)
     cmd = "python benchmarks/mamujoco_memory.py"
     cmd += "" if a.transitions == 1_000_000 else f" --transitions {a.transitions}"
     cmd += "" if a.layouts == list(LAYOUTS) else f" --layouts {' '.join(a.layouts)}"
+    cmd += "" if a.repeats == 3 else f" --repeats {a.repeats}"
     if a.transitions == 1_000_000 or a.out != default_out:
         write_doc(Path(a.out), results, cmd)
 

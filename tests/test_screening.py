@@ -14,7 +14,7 @@ from conftest import CONFIGS, REPO
 
 from macflow.datamodules import CoordinationDataModule, TransitionData
 from macflow.datamodules.omar import write_omar
-from macflow.datamodules.screening import screen_transitions
+from macflow.datamodules.screening import _bad_rows, _row_extremes, _row_max_abs, screen_transitions
 from macflow.errors import InputError
 
 
@@ -52,6 +52,21 @@ def test_non_finite_states_and_next_observations_are_found():
     data.observations[4, 0, 0] = float("-inf")  # final observation of episode 0: only a next_obs
     with pytest.raises(InputError, match=r"1 of 12 .*observations: 1"):
         screen_transitions(data)
+
+
+def test_row_screens_agree_with_elementwise_checks_across_chunks_and_layouts():
+    x = torch.randn(10, 4, 3).permute(0, 2, 1)  # non-contiguous rows
+    x[1, 0, 2], x[4, 2, 0], x[8, 1, 1] = float("nan"), float("inf"), -float("inf")
+    x[6, 1, 3] = -7.5  # the largest |x| of row 6 is a negative value
+    low, high = _row_extremes(x, chunk=3)
+    flat = x.reshape(10, -1)
+    finite = torch.isfinite(flat).all(1)
+    assert torch.equal(_bad_rows(x), ~finite)
+    assert torch.equal(low[finite], flat[finite].amin(1)) and torch.equal(high[finite], flat[finite].amax(1))
+    magnitude = _row_max_abs(x)
+    assert torch.equal(magnitude[finite], flat[finite].abs().amax(1)) and magnitude[6] == 7.5
+    assert torch.equal(magnitude[~finite], torch.zeros(3))
+    assert not _bad_rows(torch.ones(4, 0)).any() and not _row_max_abs(torch.ones(0, 3)).numel()
 
 
 def test_out_of_bounds_actions_raise_with_the_count_and_max():

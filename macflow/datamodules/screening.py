@@ -42,22 +42,34 @@ def check_bad_transitions(value: str) -> None:
         raise InputError(f"{OPTION}={value!r} is not an option; choose one of {', '.join(BAD_TRANSITIONS)}")
 
 
-def _bad_rows(x: Tensor | None, chunk: int = SCREEN_ROWS) -> Tensor | None:
-    """``[len(x)]`` bool, True where a row holds NaN or inf (in row chunks: no full-size temporary)."""
+def _row_extremes(x: Tensor, chunk: int = SCREEN_ROWS) -> tuple[Tensor, Tensor]:
+    """``[len(x)]`` smallest and largest value of each row of a float ``x``, NaN where a row holds one.
+
+    ``aminmax`` reduces without an elementwise temporary (``isfinite`` or ``abs`` would allocate one the size of
+    each chunk, and the freed chunks stay in the process's resident set); rows go in chunks so that a
+    non-contiguous ``x`` is copied a chunk at a time."""
+    if not len(x) or not x[0].numel():
+        zeros = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+        return zeros, zeros
+    lows, highs = zip(*(torch.aminmax(c.reshape(len(c), -1), dim=1) for c in x.split(chunk)))
+    return torch.cat(lows), torch.cat(highs)
+
+
+def _bad_rows(x: Tensor | None) -> Tensor | None:
+    """``[len(x)]`` bool, True where a row holds NaN or inf (inf shows as an extreme, NaN propagates)."""
     if x is None:
         return None
     if x.dtype == torch.bool or not x.is_floating_point():
         return torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    return torch.cat([~torch.isfinite(c.reshape(len(c), -1)).all(1) for c in x.split(chunk)]) if len(x) else \
-        torch.zeros(0, dtype=torch.bool, device=x.device)
+    low, high = _row_extremes(x)
+    return ~(torch.isfinite(low) & torch.isfinite(high))
 
 
-def _row_max_abs(x: Tensor, chunk: int = SCREEN_ROWS) -> Tensor:
-    """``[len(x)]`` largest finite ``|x|`` of each row (NaN and inf count as 0), in row chunks."""
-    if not len(x) or not x[0].numel():
-        return torch.zeros(len(x), device=x.device)
-    return torch.cat([torch.nan_to_num(c.reshape(len(c), -1).float(), nan=0.0, posinf=0.0, neginf=0.0).abs().amax(1)
-                      for c in x.split(chunk)])
+def _row_max_abs(x: Tensor) -> Tensor:
+    """``[len(x)]`` largest ``|x|`` of each row, 0 for a row with NaN or inf (screened as non-finite instead)."""
+    low, high = _row_extremes(x.float() if not x.is_floating_point() else x)
+    magnitude = torch.maximum(high, -low).float()
+    return torch.where(torch.isfinite(magnitude), magnitude, torch.zeros_like(magnitude))
 
 
 def screen_transitions(data: TransitionData, bad_transitions: BadTransitions = "error",
