@@ -276,6 +276,47 @@ def test_render_puts_latency_columns_and_the_frontier_figure_from_records(tmp_pa
     assert figure.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_probability_of_improvement_and_pooled_iqm_match_their_definitions():
+    from macflow.experiments.stats import pooled_iqm, probability_of_improvement, stratified_ci
+
+    x, y = [[1.0, 2.0, 3.0], [5.0, 6.0, 7.0]], [[0.0, 0.0, 0.0], [6.0, 6.0, 6.0]]
+    # task 1: every run of x wins; task 2: 5 loses, 6 ties (half), 7 wins -> (1 + 0.5) / 2
+    assert probability_of_improvement(x, y) == 0.75 and probability_of_improvement(y, x) == 0.25
+    assert pooled_iqm(x) == 4.0  # the middle half of 1 2 3 5 6 7
+    lo, hi = stratified_ci(probability_of_improvement, x, y)
+    assert lo <= 0.75 <= hi and hi == 1.0  # task 1 always wins; task 2 resampled from {5, 6, 7} can win all
+    assert stratified_ci(pooled_iqm, [[2.0, 2.0], [2.0]]) == (2.0, 2.0)
+    with pytest.raises(ValueError, match="same non-empty list of tasks"):
+        probability_of_improvement(x, y[:1])
+
+
+def test_aggregate_table_pools_datasets_and_tests_the_reference_against_each_row(tmp_path):
+    from macflow.experiments.records import record_path, write_json
+    from macflow.experiments.render import render
+
+    doc = tmp_path / "doc.md"
+    datasets = {"a": [], "b": []}
+    grid = load_grid(tiny_grid(tmp_path, doc=str(doc), datasets=datasets, tables=[{
+        "id": "agg", "rows": ["student", "teacher"],
+        "aggregate": {"metric": "eval/return", "reference": "student", "digits": 2}}]))
+    records = tmp_path / "records"
+    scores = {("student", "a"): [0.9, 0.8, 0.7], ("student", "b"): [0.5, 0.6, 0.4],
+              ("teacher", "a"): [0.1, 0.2, 0.3]}  # the teacher lacks dataset b
+    for (method, dataset), values in scores.items():
+        for seed, v in enumerate(values):
+            write_json(record_path(records, "tiny", method, dataset, seed), {
+                "method": method, "dataset": dataset, "seed": seed, "variant": None, "source": "runner",
+                "git": {"commit": "a" * 40, "dirty": False}, "metrics": {"eval/return": v}})
+    render(grid, records)
+    lines = [line for line in doc.read_text().splitlines() if line.startswith("| ")]
+    assert lines[0] == "| method | datasets | runs | IQM [95 % CI] | mean | P(student > row) [95 % CI] |"
+    assert lines[1].startswith("| student | 2 of 2 | 6 | 0.65 [") and lines[1].endswith("| 0.65 | – |")
+    assert lines[2].startswith("| teacher | 1 of 2 | 3 | 0.20 [0.10, 0.30] | 0.20 | 1.00 [1.00, 1.00] (1 datasets)")
+    bad = tiny_grid(tmp_path, tables=[{"id": "agg", "aggregate": {"metric": "eval/return", "reference": "nope"}}])
+    with pytest.raises(GridError, match=r"aggregate.reference: no row 'nope'"):
+        load_grid(bad)
+
+
 @pytest.mark.parametrize("path", sorted((CONFIGS / "experiments").glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_grids_load(path):
     grid = load_grid(path)

@@ -23,7 +23,9 @@ FIGURE_KINDS = ("return_vs_latency", "coordination_samples")
 """What a ``figures`` entry may draw (see :mod:`macflow.experiments.figures`)."""
 METHOD_KEYS = {"config", "args", "teacher", "variants", "dataset_args", "validate_args", "label", "family",
                "datasets"}
-TABLE_KEYS = {"id", "title", "text", "rows", "datasets", "columns", "sort_by", "per_seed"}
+TABLE_KEYS = {"id", "title", "text", "rows", "datasets", "columns", "sort_by", "per_seed", "aggregate"}
+AGGREGATE_KEYS = {"metric", "reference", "digits", "scale"}
+"""An ``aggregate`` table's settings: the metric pooled over datasets and the row whose improvement it tests."""
 COLUMN_KEYS = {"header", "metric", "min_of", "latency", "relative_to", "digits", "scale"}
 COLUMN_SOURCES = ("metric", "min_of", "latency")
 """A column shows exactly one of these (see :mod:`macflow.experiments.render`)."""
@@ -215,10 +217,12 @@ def _tables(path: Path, value: Any, methods: dict[str, Method], datasets: dict[s
         unknown = set(spec) - TABLE_KEYS
         if unknown:
             raise GridError(f"{where}: unknown key(s) {sorted(unknown)}; a table has {sorted(TABLE_KEYS)}")
-        for key in ("id", "columns"):
+        for key in ("id", "aggregate" if "aggregate" in spec else "columns"):
             if key not in spec:
                 raise GridError(f"{where}: missing key '{key}'")
-        for j, column in enumerate(spec["columns"] or []):
+        if "aggregate" in spec:
+            _check_aggregate(where, spec, methods)
+        for j, column in enumerate(spec.get("columns") or []):
             at = f"{where}.columns[{j}]"
             column = _mapping(column, at)
             unknown = set(column) - COLUMN_KEYS
@@ -239,6 +243,22 @@ def _tables(path: Path, value: Any, methods: dict[str, Method], datasets: dict[s
             if d not in datasets:
                 raise GridError(f"{where}.datasets: no dataset '{d}' in this grid ({sorted(datasets)})")
     return value
+
+
+def _check_aggregate(where: str, spec: dict[str, Any], methods: dict[str, Method]) -> None:
+    agg = _mapping(spec["aggregate"], f"{where}.aggregate")
+    unknown = set(agg) - AGGREGATE_KEYS
+    if unknown:
+        raise GridError(f"{where}.aggregate: unknown key(s) {sorted(unknown)}; it has {sorted(AGGREGATE_KEYS)}")
+    for key in ("metric", "reference"):
+        if key not in agg:
+            raise GridError(f"{where}.aggregate: missing key '{key}'")
+    if "columns" in spec:
+        raise GridError(f"{where}: an aggregate table makes its own columns; remove 'columns'")
+    method, variant = parse_row(str(agg["reference"]))
+    if method not in methods or (variant and variant not in methods[method].variants):
+        raise GridError(f"{where}.aggregate.reference: no row '{agg['reference']}' in this grid "
+                        f"(methods {sorted(methods)})")
 
 
 def _figures(path: Path, value: Any, tables: list[str]) -> list[dict[str, Any]]:

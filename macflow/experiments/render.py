@@ -25,7 +25,7 @@ from macflow.experiments.grid import Grid
 from macflow.experiments.grid import parse_row as split_row
 from macflow.experiments.latency import latency_path, load_latency, lookup
 from macflow.experiments.records import load_records
-from macflow.experiments.stats import fmt, summary
+from macflow.experiments.stats import fmt, pooled_iqm, probability_of_improvement, stratified_ci, summary
 
 END = "<!-- /macflow:table -->"
 
@@ -154,6 +154,19 @@ def render_table(grid: Grid, spec: dict[str, Any], records: list[dict[str, Any]]
                          if "latency" in c else cell(group, c) for c in columns]
                 lines.append("| " + " | ".join(([dataset] if many else []) + [
                     row_label(grid, method, variant, label), seeds] + cells) + " |")
+    note = ("One row per seed." if spec.get("per_seed") else
+            "Mean ± std over seeds; with 3 or more seeds also the interquartile mean with a 95 % bootstrap "
+            "interval over seeds.")
+    head = table_head(grid, spec, used, records_root, note)
+    if any("latency" in c for c in columns):
+        head += ["", latency_note(grid, latency, records_root)]
+    return "\n".join(head + [""] + lines)
+
+
+def table_head(grid: Grid, spec: dict[str, Any], used: list[dict[str, Any]], records_root: Path, note: str
+               ) -> list[str]:
+    """A table's heading and how it was made (command, configs, seeds, episodes, commits), its text and ``note``
+    (what the cells are), with the meaning of the converted marks when any record is converted."""
     command = (f"python -m macflow.experiments run {grid.path} && python -m macflow.experiments render {grid.path}")
     configs = sorted({c for m in grid.methods.values() for c in m.config})
     seeds = sorted({r["seed"] for r in used if isinstance(r.get("seed"), int)})
@@ -168,15 +181,65 @@ def render_table(grid: Grid, spec: dict[str, Any], records: list[dict[str, Any]]
             + (", ".join(commits) or "–") + ". Do not edit by hand.", ""]
     if spec.get("text"):
         head += [spec["text"].strip(), ""]
-    head += ["One row per seed." if spec.get("per_seed") else
-             "Mean ± std over seeds; with 3 or more seeds also the interquartile mean with a 95 % bootstrap "
-             "interval over seeds."]
+    head += [note]
     if converted:
         head[-1] += (" † = converted from results made before the runner (" + ", ".join(f"`{c}`" for c in converted)
                      + "), ‡ = the published aggregate only, per-seed numbers not recorded.")
-    if any("latency" in c for c in columns):
-        head += ["", latency_note(grid, latency, records_root)]
-    return "\n".join(head + [""] + lines)
+    return head
+
+
+def render_aggregate(grid: Grid, spec: dict[str, Any], records: list[dict[str, Any]],
+                     records_root: Path = Path("docs/records")) -> str:
+    """The Markdown of an ``aggregate`` table: one row per method over the table's datasets, the pooled IQM of
+    ``aggregate.metric`` and the probability that the ``reference`` row improves on the row, each with its
+    stratified bootstrap interval (:mod:`macflow.experiments.stats`). Published aggregates (‡) have no runs and
+    are left out."""
+    agg = spec["aggregate"]
+    digits, scale = agg.get("digits", 3), agg.get("scale", 1.0)
+    by_key = group_records([r for r in records if "summary" not in r])
+    datasets = list(spec.get("datasets") or grid.datasets)
+    rows = table_rows(grid, spec)
+
+    def runs(method: str, variant: str | None) -> dict[str, list[float]]:
+        """dataset -> the row's per-seed values there (datasets without any are absent)."""
+        out = {}
+        for d in datasets:
+            values = [v for v in (value(r, {"metric": agg["metric"]}) for r in by_key.get((method, variant, d), []))
+                      if v is not None]
+            if values:
+                out[d] = values
+        return out
+
+    ref_method, ref_variant, _ = parse_row(agg["reference"])
+    reference = runs(ref_method, ref_variant)
+    ref_label = row_label(grid, ref_method, ref_variant, None)
+    used = [r for (m, v, d), got in by_key.items() if d in datasets and (m, v) in {(a, b) for a, b, _ in rows}
+            for r in got]
+    lines = ["| method | datasets | runs | IQM [95 % CI] | mean | P(" + ref_label + " > row) [95 % CI] |",
+             "|---|---|---|---|---|---|"]
+    for method, variant, label in rows:
+        mine = runs(method, variant)
+        if not mine:
+            continue
+        tasks = list(mine.values())
+        lo, hi = stratified_ci(pooled_iqm, tasks)
+        pooled = [v for t in tasks for v in t]
+        shared = [d for d in mine if d in reference]
+        if (method, variant) == (ref_method, ref_variant) or not shared:
+            improvement = "–"
+        else:
+            x, y = [reference[d] for d in shared], [mine[d] for d in shared]
+            p_lo, p_hi = stratified_ci(probability_of_improvement, x, y)
+            improvement = (f"{probability_of_improvement(x, y):.2f} [{p_lo:.2f}, {p_hi:.2f}]"
+                           + ("" if len(shared) == len(datasets) else f" ({len(shared)} datasets)"))
+        lines.append(f"| {row_label(grid, method, variant, label)} | {len(mine)} of {len(datasets)} | "
+                     f"{len(pooled)} | {fmt(pooled_iqm(tasks), digits, scale)} [{fmt(lo, digits, scale)}, "
+                     f"{fmt(hi, digits, scale)}] | {fmt(sum(pooled) / len(pooled), digits, scale)} | {improvement} |")
+    note = (f"Aggregate of `{agg['metric']}` over the datasets {', '.join(datasets)}: IQM of every run (seed) of "
+            "every dataset pooled; P(reference > row): the mean over the datasets both have of the chance that a "
+            "run of the reference beats a run of the row (ties count half; 0.5 = no difference). Intervals: 95 % "
+            "stratified bootstrap (runs resampled within each dataset), as rliable computes them.")
+    return "\n".join(table_head(grid, spec, used, records_root, note) + [""] + lines)
 
 
 def latency_note(grid: Grid, latency: dict[str, Any] | None, records_root: Path) -> str:
@@ -218,7 +281,9 @@ def render(grid: Grid, records_root: Path, doc: Path | None = None) -> Path:
     first = grid.tables[0]["id"]
     for spec in grid.tables:
         start = start_marker(grid.name, spec["id"])
-        blocks = [start, render_table(grid, spec, records, records_root, latency)]
+        table = (render_aggregate(grid, spec, records, records_root) if "aggregate" in spec
+                 else render_table(grid, spec, records, records_root, latency))
+        blocks = [start, table]
         blocks += ["\n" + figure_block(grid, f, doc) for f in grid.figures if f.get("table", first) == spec["id"]]
         text = replace_section(text, start, "\n".join(blocks + [END]))
     doc.parent.mkdir(parents=True, exist_ok=True)
