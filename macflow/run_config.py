@@ -24,6 +24,13 @@ DEFAULTS_LEFT_OUT = {"data.init_args.bad_transitions": "error", "data.init_args.
 """Options added after runs were recorded, left out of the hash at the value those runs had, so their run
 directories and records keep their hash; any other value is hashed."""
 
+MODEL_DEFAULTS_LEFT_OUT = {
+    cls: {"normalize_obs": False}
+    for cls in ("macflow.modules.GaussianBC", "macflow.modules.MATD3BC", "macflow.modules.DiffusionPolicy")
+}
+"""The same per model class (``model.class_path`` -> ``{init_arg: default}``), for options a class gained after its
+runs were recorded while other classes had them already (and hash them)."""
+
 RUN_DIR = "<run_dir>"
 """Stands for the run directory in the hashed config (callback paths derive from it)."""
 
@@ -42,7 +49,8 @@ def _pop(config: dict[str, Any], dotted: str, only_if: Any = None) -> None:
 
 def hashed_config(config: dict[str, Any], run_dir: str | Path, replace: dict[str, str] | None = None
                   ) -> dict[str, Any]:
-    """``config`` without :data:`IGNORED_KEYS` (nor :data:`DEFAULTS_LEFT_OUT` at their defaults), the run directory
+    """``config`` without :data:`IGNORED_KEYS` (nor :data:`DEFAULTS_LEFT_OUT` and :data:`MODEL_DEFAULTS_LEFT_OUT` at
+    their defaults), the run directory
     written as :data:`RUN_DIR`, and every string in ``replace`` (e.g. a teacher checkpoint path -> its run's hash)
     swapped for its stand-in."""
     config = json.loads(json.dumps(config))
@@ -50,6 +58,10 @@ def hashed_config(config: dict[str, Any], run_dir: str | Path, replace: dict[str
         _pop(config, dotted)
     for dotted, default in DEFAULTS_LEFT_OUT.items():
         _pop(config, dotted, only_if=default)
+    model = config.get("model")
+    if isinstance(model, dict):
+        for name, default in MODEL_DEFAULTS_LEFT_OUT.get(model.get("class_path"), {}).items():
+            _pop(config, f"model.init_args.{name}", only_if=default)
     swaps = dict(replace or {})
     root = str(run_dir)
 

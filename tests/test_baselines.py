@@ -96,32 +96,42 @@ def test_baseline_actors_are_the_students_network():
             "configs/coordination/student.yaml so latency and return compare like for like")
 
 
-@pytest.mark.parametrize("delta,stage,model", [
-    ("gaussian_bc", "student", "macflow.modules.GaussianBC"), ("td3bc", "student", "macflow.modules.MATD3BC"),
-    ("diffusion", "teacher", "macflow.modules.DiffusionPolicy"),
-    ("reference_teacher", "teacher", "macflow.modules.FlowTeacher"),
-])
-@pytest.mark.parametrize("quality", ["expert", "medium"])
-def test_mpe_baseline_deltas_keep_their_counterparts_data_and_budget_and_only_their_own_options(
-        delta, stage, model, quality):
+BASELINE_DELTAS = [("gaussian_bc", "student", "macflow.modules.GaussianBC"),
+                   ("td3bc", "student", "macflow.modules.MATD3BC"),
+                   ("diffusion", "teacher", "macflow.modules.DiffusionPolicy"),
+                   ("reference_teacher", "teacher", "macflow.modules.FlowTeacher")]
+"""Each benchmark's model deltas (configs/<benchmark>/baselines/), the stage whose configs they stack on, the model."""
+COUNTERPART_STACKS = {"mpe-expert": ["mpe/{stage}.yaml", "mpe/expert/{stage}.yaml"],
+                      "mpe-medium": ["mpe/{stage}.yaml", "mpe/medium/{stage}.yaml"],
+                      "mamujoco-halfcheetah": ["mamujoco/halfcheetah_{stage}.yaml"],
+                      "mamujoco-hopper": ["mamujoco/hopper_{stage}.yaml"],
+                      "smax-medium": ["smax/{stage}.yaml", "smax/medium/{stage}.yaml"]}
+DELTA_CASES = [(benchmark, *delta) for benchmark in COUNTERPART_STACKS for delta in BASELINE_DELTAS
+               if (CONFIGS / benchmark.split("-")[0] / "baselines" / f"{delta[0]}.yaml").is_file()]
+
+
+@pytest.mark.parametrize("benchmark,delta,stage,model", DELTA_CASES, ids=[f"{c[0]}-{c[1]}" for c in DELTA_CASES])
+def test_baseline_deltas_keep_their_counterparts_data_and_budget_and_only_their_own_options(
+        benchmark, delta, stage, model):
     """A model delta on the student's (teacher's) stack: the same data, batch and steps, and no option of the model
     below it left behind by the class switch (a stray alpha or teacher_ckpt would change what is compared)."""
     from macflow.cli import resolve_config
 
-    stack = [CONFIGS / f"mpe/{stage}.yaml", CONFIGS / f"mpe/{quality}/{stage}.yaml"]
+    stack = [CONFIGS / c.format(stage=stage) for c in COUNTERPART_STACKS[benchmark]]
+    delta_file = CONFIGS / benchmark.split("-")[0] / "baselines" / f"{delta}.yaml"
     base = resolve_config([a for c in stack for a in ("--config", str(c))], keep_none=True)
-    ours = resolve_config([a for c in [*stack, CONFIGS / f"mpe/baselines/{delta}.yaml"] for a in ("--config", str(c))],
-                          keep_none=True)
+    ours = resolve_config([a for c in [*stack, delta_file] for a in ("--config", str(c))], keep_none=True)
     assert ours["model"]["class_path"] == model
     assert ours["data"] == base["data"] and ours["trainer"]["max_steps"] == base["trainer"]["max_steps"]
     yaml = pytest.importorskip("yaml")
-    written = yaml.safe_load((CONFIGS / f"mpe/baselines/{delta}.yaml").read_text())["model"]["init_args"]
+    written = yaml.safe_load(delta_file.read_text())["model"]["init_args"]
     if delta == "reference_teacher":  # the teacher with only the reference's network and prediction changed
         kept = {k: v for k, v in ours["model"]["init_args"].items() if k not in written}
         assert kept == {k: v for k, v in base["model"]["init_args"].items() if k not in written}
     else:
-        assert set(ours["model"]["init_args"]) - {"n_agents", "obs_dim", "action_dim", "state_dim", "discrete"} \
-            <= set(written), f"configs/mpe/baselines/{delta}.yaml: set every option of {model} (class switch)"
+        stray = set(ours["model"]["init_args"]) - set(written) - {"n_agents", "obs_dim", "action_dim", "state_dim",
+                                                                  "discrete", "denoiser"}
+        assert not stray, f"{delta_file}: set {sorted(stray)} of {model} too (the class switch keeps them)"
 
 
 # ------------------------------------------------------------------------------------------------- Gaussian BC

@@ -276,6 +276,22 @@ def test_render_puts_latency_columns_and_the_frontier_figure_from_records(tmp_pa
     assert figure.read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.parametrize("method", ["gaussian_bc", "td3bc", "diffusion_K100"])
+def test_the_baselines_new_option_at_its_default_keeps_their_committed_hashes(method):
+    """normalize_obs is newer than the baselines' records: at its default their hash is the recorded one (the
+    student and teacher, which always had it, keep hashing it); set, it is a different run."""
+    from conftest import REPO
+
+    record = json.loads((REPO / f"docs/records/baselines/{method}/game/seed0.json").read_text())
+    grid = load_grid(REPO / "configs/experiments/baselines.yaml")
+    assert Runner(grid, dry_run=True).plan(method, "game", 0).config_hash == record["config_hash"]
+    from dataclasses import replace
+
+    m = grid.methods[method]
+    grid.methods[method] = replace(m, args=(*m.args, "--model.init_args.normalize_obs=true"))
+    assert Runner(grid, dry_run=True).plan(method, "game", 0).config_hash != record["config_hash"]
+
+
 def test_probability_of_improvement_and_pooled_iqm_match_their_definitions():
     from macflow.experiments.stats import pooled_iqm, probability_of_improvement, stratified_ci
 

@@ -76,3 +76,27 @@ def test_teacher_samples_from_raw_observations_through_its_statistics():
     expected = euler_sample(teacher.velocity, normalised, noise, 4)
     torch.testing.assert_close(teacher.sample(obs, noise, 4), expected, atol=1e-4, rtol=1e-4)
     assert not torch.allclose(euler_sample(teacher.velocity, obs, noise, 4), expected)
+
+
+@pytest.mark.parametrize("name", ["GaussianBC", "MATD3BC", "DiffusionPolicy"])
+def test_baselines_read_observations_through_their_statistics_and_fit_them_at_fit_start(name):
+    """The baselines' ``normalize_obs`` (TD3+BC normalises states in its own paper): what the networks read is the
+    z-scored observation, the statistics come from the datamodule's data at fit start and live in the state dict."""
+    import macflow.modules as modules
+    from macflow.datamodules import CoordinationDataModule
+
+    torch.manual_seed(0)
+    model = getattr(modules, name)(normalize_obs=True, n_agents=2, obs_dim=3, action_dim=2).eval()
+    dm = CoordinationDataModule(n_samples=300)
+    dm.setup("fit")
+    model.trainer = type("T", (), {"datamodule": dm})()  # what on_fit_start reads
+    model.on_fit_start()
+    torch.testing.assert_close(model.obs_normalizer.mean, dm.data.observations.mean(0))
+    assert "obs_normalizer.std" in model.state_dict()
+    obs = dm.data.observations[:5] * 40.0 + 9.0  # far from the data: normalising must change the actions
+    seen = []
+    network = model.denoiser if name == "DiffusionPolicy" else model.actor
+    network.register_forward_pre_hook(lambda _, args: seen.append(args[-1] if name == "DiffusionPolicy" else args[0]))
+    model.act(obs)
+    torch.testing.assert_close(seen[0], model.obs_normalizer(obs))
+    assert not torch.allclose(seen[0], obs)

@@ -119,17 +119,20 @@ class DiffusionPolicy(MACFlowModule):
         diffusion_steps: K, the number of noise levels (and of network calls per decision).
         schedule: ``cosine`` or ``linear`` betas (see :func:`make_betas`).
         lr, weight_decay: AdamW settings.
+        normalize_obs: z-score the observations the denoiser reads, per agent and feature, with statistics of the
+            training data (fitted at fit start, saved in the checkpoint), as the student's option does.
         n_agents, obs_dim, action_dim, state_dim, discrete: data dims, linked from the datamodule.
     """
 
     def __init__(self, denoiser: Callable[[int, int, int], VectorField] = AgentAttentionVectorField,
                  diffusion_steps: int = 100, schedule: Literal["cosine", "linear"] = "cosine", lr: float = 3e-4,
-                 weight_decay: float = 0.0, n_agents: int = 1, obs_dim: int = 1, action_dim: int = 1,
-                 state_dim: int = 0, discrete: bool = False) -> None:
+                 weight_decay: float = 0.0, normalize_obs: bool = False, n_agents: int = 1, obs_dim: int = 1,
+                 action_dim: int = 1, state_dim: int = 0, discrete: bool = False) -> None:
         super().__init__(n_agents, obs_dim, action_dim, state_dim, discrete)
         self.save_hyperparameters()
         self.denoiser = denoiser(obs_dim, action_dim, n_agents)
         self.schedule = DDPMSchedule(diffusion_steps, schedule)
+        self.obs_normalizer = self.obs_normalizer_for(normalize_obs)
 
     def loss(self, actions: Tensor, obs: Tensor) -> Tensor:
         k = torch.randint(self.schedule.steps, (actions.shape[0],), device=actions.device)
@@ -143,7 +146,7 @@ class DiffusionPolicy(MACFlowModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         self.check_batch(batch)
-        loss = self.loss(batch["actions"], batch["obs"])
+        loss = self.loss(batch["actions"], self.obs_normalizer(batch["obs"]))
         self.log("train/diffusion_loss", loss, prog_bar=True)
         return loss
 
@@ -156,7 +159,7 @@ class DiffusionPolicy(MACFlowModule):
         """Joint sample ``[B, N, A]`` (already in [-1, 1] through the clipped ``x_0``) given ``obs``."""
         if noise is None:
             noise = torch.randn(obs.shape[0], self.n_agents, self.action_dim, device=obs.device, dtype=obs.dtype)
-        return ddpm_sample(self.noise_estimate, self.schedule, obs, noise)
+        return ddpm_sample(self.noise_estimate, self.schedule, self.obs_normalizer(obs), noise)
 
     @torch.no_grad()
     def act(self, obs: Tensor, legal: Tensor | None = None, noise: Tensor | None = None) -> Tensor:

@@ -47,19 +47,22 @@ class GaussianBC(MACFlowModule):
         lr: Adam learning rate.
         eval_mode: ``mean``: act with the clipped mean (the usual BC evaluation); ``sample``: draw from the
             Gaussian (or the legal softmax when discrete) at every step.
+        normalize_obs: z-score the observations the policy reads, per agent and feature, with statistics of the
+            training data (fitted at fit start, saved in the checkpoint), as the student's option does.
         n_agents, obs_dim, action_dim, state_dim, discrete: data dims, linked from the datamodule.
     """
 
     def __init__(self, hidden_dims: Sequence[int] = (256, 256, 256), layer_norm: bool = False, lr: float = 3e-4,
-                 eval_mode: Literal["mean", "sample"] = "mean", n_agents: int = 1, obs_dim: int = 1,
-                 action_dim: int = 1, state_dim: int = 0, discrete: bool = False) -> None:
+                 eval_mode: Literal["mean", "sample"] = "mean", normalize_obs: bool = False, n_agents: int = 1,
+                 obs_dim: int = 1, action_dim: int = 1, state_dim: int = 0, discrete: bool = False) -> None:
         super().__init__(n_agents, obs_dim, action_dim, state_dim, discrete)
         self.save_hyperparameters()
         self.actor = GaussianMLPPolicy(obs_dim, action_dim, n_agents, hidden_dims, layer_norm)
+        self.obs_normalizer = self.obs_normalizer_for(normalize_obs)
 
     def nll(self, obs: Tensor, actions: Tensor, legal: Tensor | None = None) -> Tensor:
         """Mean negative log-likelihood per agent and action dimension (continuous) or per agent (discrete)."""
-        mean, log_std = self.actor(obs)
+        mean, log_std = self.actor(self.obs_normalizer(obs))
         if self.discrete:
             logits = mean if legal is None else mean.masked_fill(~legal, -1e9)
             return F.cross_entropy(logits.reshape(-1, self.action_dim), actions.argmax(-1).reshape(-1))
@@ -76,7 +79,7 @@ class GaussianBC(MACFlowModule):
     def act(self, obs: Tensor, legal: Tensor | None = None, sample: bool | None = None) -> Tensor:
         """Actions ``[B, N, A]``: the clipped mean (or a clipped sample), or a legal one-hot when discrete."""
         sample = self.hparams.eval_mode == "sample" if sample is None else sample
-        mean, log_std = self.actor(obs)
+        mean, log_std = self.actor(self.obs_normalizer(obs))
         if self.discrete:
             if not sample:
                 return masked_argmax_one_hot(mean, legal)

@@ -57,14 +57,17 @@ class MATD3BC(MACFlowModule):
         policy_noise, noise_clip: target-policy smoothing.
         actor_lr, critic_lr: Adam learning rates (one Adam, two parameter groups).
         q_agg: critic-ensemble aggregation in the TD target (``mean`` or ``min``).
+        normalize_obs: z-score the observations the actor and the critics read, per agent and feature, with
+            statistics of the training data (fitted at fit start, saved in the checkpoint), as the student does.
     """
 
     def __init__(self, hidden_dims: Sequence[int] = (256, 256, 256),
                  critic: Callable[[int, int, int], AgentCritic] = EnsembleCritic,
                  mixer: Callable[[int, int], Mixer] = VDNMean, alpha: float = 0.4, gamma: float = 0.995,
                  tau: float = 0.005, policy_noise: float = 0.2, noise_clip: float = 0.5, actor_lr: float = 3e-4,
-                 critic_lr: float = 3e-4, q_agg: Literal["mean", "min"] = "mean", n_agents: int = 1,
-                 obs_dim: int = 1, action_dim: int = 1, state_dim: int = 0, discrete: bool = False) -> None:
+                 critic_lr: float = 3e-4, q_agg: Literal["mean", "min"] = "mean", normalize_obs: bool = False,
+                 n_agents: int = 1, obs_dim: int = 1, action_dim: int = 1, state_dim: int = 0,
+                 discrete: bool = False) -> None:
         super().__init__(n_agents, obs_dim, action_dim, state_dim, discrete)
         if discrete:
             raise ValueError("MATD3BC is for continuous actions; for discrete data use macflow.modules.GaussianBC "
@@ -73,10 +76,11 @@ class MATD3BC(MACFlowModule):
         self.actor = DeterministicMLPPolicy(obs_dim, action_dim, n_agents, hidden_dims)
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.q = MixedCritic(critic, mixer, n_agents, obs_dim, action_dim, state_dim)
+        self.obs_normalizer = self.obs_normalizer_for(normalize_obs)
 
     @torch.no_grad()
     def act(self, obs: Tensor, legal: Tensor | None = None) -> Tensor:
-        return self.actor(obs)
+        return self.actor(self.obs_normalizer(obs))
 
     def policy(self, obs: Tensor, legal: Tensor | None = None) -> Tensor:
         return self.act(obs, legal)
@@ -84,12 +88,13 @@ class MATD3BC(MACFlowModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         self.check_batch(batch)
         hp = self.hparams
-        obs, actions = batch["obs"], batch["actions"]
+        obs, next_obs = self.obs_normalizer(batch["obs"]), self.obs_normalizer(batch["next_obs"])
+        actions = batch["actions"]
         with torch.no_grad():
-            next_actions = self.target_actor(batch["next_obs"])
+            next_actions = self.target_actor(next_obs)
             eps = (torch.randn_like(next_actions) * hp.policy_noise).clamp(-hp.noise_clip, hp.noise_clip)
             next_actions = (next_actions + eps).clamp(-1.0, 1.0)
-            q_next = self.q.target(batch["next_obs"], next_actions, self.q.global_state(batch, "next_"))
+            q_next = self.q.target(next_obs, next_actions, self.q.global_state(batch, "next_"))
             q_next = aggregate_ensemble(q_next, hp.q_agg)
             target = batch["rewards"] + hp.gamma * (1.0 - batch["dones"]) * q_next
         q = self.q(obs, actions, self.q.global_state(batch))
