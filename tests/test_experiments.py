@@ -86,6 +86,27 @@ def test_grid_runs_end_to_end_writes_records_and_reuses_finished_runs(tiny_run):
     assert (third.fits, third.evaluations) == (0, 3)
 
 
+def test_status_tells_current_differing_and_missing_cells_and_the_keys_that_differ(tiny_run, tmp_path):
+    from macflow.experiments.status import default_runner, grid_status
+
+    runs, records = tiny_run["runs"], tiny_run["records"]
+    lines: list[str] = []
+    cells = grid_status(default_runner(load_grid(tiny_grid(tmp_path)), runs, records), log=lines.append)
+    assert [(c["method"], c["state"], c["checkpoint"]) for c in cells] == [("teacher", "current", True),
+                                                                          ("student", "current", True)]
+    methods = {"teacher": {"config": str(CONFIGS / "coordination/teacher.yaml"), "args": ["--model.init_args.lr=0.5"]},
+               "student": {"config": str(CONFIGS / "coordination/student.yaml"), "teacher": "teacher"}}
+    changed = load_grid(tiny_grid(tmp_path, seeds=[0, 1], methods=methods))
+    cells = grid_status(default_runner(changed, runs, records), log=lines.append)
+    assert [(c["method"], c["seed"], c["state"], c["checkpoint"]) for c in cells] == [
+        ("teacher", 0, "differs", False), ("teacher", 1, "missing", False),
+        ("student", 0, "differs", False), ("student", 1, "missing", False)]
+    assert [d for d in cells[0]["differences"] if d.startswith("model.init_args.lr:")] == cells[0]["differences"]
+    assert cells[0]["differences"][0].endswith("-> 0.5")
+    assert cells[2]["differences"] == [d for d in cells[2]["differences"] if "teacher_ckpt" in d]  # its teacher
+    assert lines[-1] == "[tiny] 0 current, 2 differs, 0 aggregate, 2 missing"
+
+
 def test_latency_times_every_method_and_model_variant_from_the_seed_checkpoints(tiny_run):
     from macflow.experiments.latency import latency_path, lookup, measure_grid
 

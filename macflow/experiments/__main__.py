@@ -1,4 +1,4 @@
-"""``python -m macflow.experiments {run,render,latency,figures} <grid.yaml>``: see
+"""``python -m macflow.experiments {run,status,render,latency,figures} <grid.yaml>``: see
 macflow/experiments."""
 
 from __future__ import annotations
@@ -26,6 +26,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--runs", type=Path, default=RUNS, help="root of the run directories (checkpoints)")
     run.add_argument("--records", type=Path, default=RECORDS, help="root of the committed records")
     run.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: the tables' setting)")
+    stat = sub.add_parser("status", help="say for every cell whether its record was made with today's config")
+    stat.add_argument("grid", type=Path)
+    stat.add_argument("--seeds", type=int, nargs="+")
+    stat.add_argument("--datasets", nargs="+")
+    stat.add_argument("--methods", nargs="+")
+    stat.add_argument("--runs", type=Path, default=RUNS)
+    stat.add_argument("--records", type=Path, default=RECORDS)
     draw = sub.add_parser("render", help="rewrite the grid's tables in its doc from the records")
     draw.add_argument("grid", type=Path)
     draw.add_argument("--records", type=Path, default=RECORDS)
@@ -63,6 +70,10 @@ def command(args: argparse.Namespace) -> None:
             raise SystemExit(f"{grid.path}: no method(s) {sorted(unknown)} (have {sorted(grid.methods)})")
         runner.run(args.methods, args.datasets, args.seeds, args.data_only)
         print(f"[{grid.name}] {runner.fits} fit(s), {runner.evaluations} evaluation(s) run")
+    elif args.command == "status":
+        from macflow.experiments.status import default_runner, grid_status
+
+        grid_status(default_runner(grid, args.runs, args.records), args.methods, args.datasets, args.seeds)
     elif args.command == "render":
         from macflow.experiments.render import render
 
