@@ -25,7 +25,18 @@ HISTORY_STACKS = [("smax/student.yaml", "smax/medium/student.yaml", "smax/histor
                   ("mamujoco/halfcheetah_student.yaml", "mamujoco/history_student.yaml")]
 TRAINER_STACKS = [("coordination/teacher.yaml", "trainer/debug.yaml"),
                   ("coordination/teacher.yaml", "trainer/ddp_cpu.yaml")]
-STACKS = [(name,) for name in STANDALONE] + MPE_STACKS + SMAX_STACKS + HISTORY_STACKS + TRAINER_STACKS
+BASELINE_STACKS = [  # each benchmark's model deltas on the configs of their MAC-Flow counterpart
+    *((f"mpe/{stage}.yaml", f"mpe/medium/{stage}.yaml", f"mpe/baselines/{name}.yaml")
+      for name, stage in (("gaussian_bc", "student"), ("td3bc", "student"), ("diffusion", "teacher"),
+                          ("reference_teacher", "teacher"))),
+    *((f"mamujoco/{scenario}_{stage}.yaml", f"mamujoco/baselines/{name}.yaml")
+      for scenario, name, stage in (("halfcheetah", "gaussian_bc", "student"), ("hopper", "td3bc", "student"),
+                                    ("halfcheetah", "diffusion", "teacher"), ("hopper", "reference_teacher", "teacher"))),
+    *(("smax/teacher.yaml", "smax/medium/teacher.yaml", f"smax/baselines/{name}.yaml")
+      for name in ("diffusion", "reference_teacher")),
+]
+STACKS = ([(name,) for name in STANDALONE] + MPE_STACKS + SMAX_STACKS + HISTORY_STACKS + TRAINER_STACKS
+          + BASELINE_STACKS)
 """Every config file a run is made of, as the ``--config`` files of one command."""
 
 
