@@ -109,7 +109,11 @@ def write_dataset(cache: str, transitions: int, layout: str) -> None:
         terminals=torch.zeros(n_eps * ep_len, dtype=torch.bool),
         episode_ids=torch.from_numpy(np.repeat(np.arange(n_eps), ep_len)),
         states=torch.from_numpy(rng.standard_normal((m, st), dtype=np.float32)))
-    data.save(dm.dataset_path(), {"synthetic": True, "transitions": int(data.n_transitions)})
+    from macflow.datagen.mamujoco import BUDGETS
+
+    # the budget the datamodule expects, so prepare_data takes the file as current instead of generating data
+    data.save(dm.dataset_path(), {"synthetic": True, "transitions": int(data.n_transitions),
+                                  "budget": BUDGETS[dm.budget].as_dict()})
 
 
 def train(cache: str, transitions: int, steps: int, layout: str) -> dict:
@@ -142,6 +146,12 @@ def train(cache: str, transitions: int, steps: int, layout: str) -> dict:
     cli.trainer.callbacks.append(Probe())
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     marks.update(peak_rss_mb=peak_mb(), rss_end_mb=rss_mb(), steps=int(cli.trainer.global_step))
+    if not is_vault(layout):
+        from macflow.datamodules import TransitionData
+
+        if not TransitionData.load_manifest(cli.datamodule.dataset_path()).get("synthetic"):
+            raise SystemExit("the training process generated its own dataset instead of loading the written one: "
+                             "its peak is not the loading peak (see write_dataset's manifest)")
     return marks
 
 
