@@ -18,6 +18,13 @@ from macflow.experiments.records import read_json, record_path
 from macflow.experiments.runner import Runner
 
 MISSING = object()
+SHOWN = 80
+"""Characters of a value a difference line shows."""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN else text[:SHOWN - 3] + "..."
 
 
 def config_differences(recorded: Any, planned: Any, prefix: str = "") -> list[str]:
@@ -29,13 +36,13 @@ def config_differences(recorded: Any, planned: Any, prefix: str = "") -> list[st
             here = f"{prefix}.{key}" if prefix else str(key)
             old, new = recorded.get(key, MISSING), planned.get(key, MISSING)
             if old is MISSING:
-                out.append(f"{here} (new: {new!r})")
+                out.append(f"{here} (new: {_short(new)})")
             elif new is MISSING:
-                out.append(f"{here} (gone: {old!r})")
+                out.append(f"{here} (gone: {_short(old)})")
             else:
                 out += config_differences(old, new, here)
         return out
-    return [] if recorded == planned else [f"{prefix}: {recorded!r} -> {planned!r}"]
+    return [] if recorded == planned else [f"{prefix}: {_short(recorded)} -> {_short(planned)}"]
 
 
 def cell_status(runner: Runner, method: str, dataset: str, seed: int) -> dict[str, Any]:
