@@ -349,6 +349,11 @@ def test_aggregate_table_pools_datasets_and_tests_the_reference_against_each_row
     assert lines[0] == "| method | datasets | runs | IQM [95 % CI] | mean | P(student > row) [95 % CI] |"
     assert lines[1].startswith("| student | 2 of 2 | 6 | 0.65 [") and lines[1].endswith("| 0.65 | – |")
     assert lines[2].startswith("| teacher | 1 of 2 | 3 | 0.20 [0.10, 0.30] | 0.20 | 1.00 [1.00, 1.00] (1 datasets)")
+    ratio = load_grid(tiny_grid(tmp_path, doc=str(doc), datasets=datasets, tables=[{
+        "id": "agg", "rows": ["teacher"],
+        "aggregate": {"metric": "eval/return", "ratio_to": "eval/return", "reference": "student", "digits": 2}}]))
+    render(ratio, records)  # every run divided by itself: 1.0 each
+    assert "| teacher | 1 of 2 | 3 | 1.00 [1.00, 1.00] | 1.00 |" in doc.read_text()
     bad = tiny_grid(tmp_path, tables=[{"id": "agg", "aggregate": {"metric": "eval/return", "reference": "nope"}}])
     with pytest.raises(GridError, match=r"aggregate.reference: no row 'nope'"):
         load_grid(bad)

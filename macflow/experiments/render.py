@@ -200,12 +200,19 @@ def render_aggregate(grid: Grid, spec: dict[str, Any], records: list[dict[str, A
     datasets = list(spec.get("datasets") or grid.datasets)
     rows = table_rows(grid, spec)
 
+    def score(record: dict[str, Any]) -> float | None:
+        """The record's ``metric``, divided by its own ``ratio_to`` metric when the table names one."""
+        number = value(record, {"metric": agg["metric"]})
+        if number is None or "ratio_to" not in agg:
+            return number
+        base = value(record, {"metric": agg["ratio_to"]})
+        return None if not base else number / base
+
     def runs(method: str, variant: str | None) -> dict[str, list[float]]:
         """dataset -> the row's per-seed values there (datasets without any are absent)."""
         out = {}
         for d in datasets:
-            values = [v for v in (value(r, {"metric": agg["metric"]}) for r in by_key.get((method, variant, d), []))
-                      if v is not None]
+            values = [v for v in (score(r) for r in by_key.get((method, variant, d), [])) if v is not None]
             if values:
                 out[d] = values
         return out
@@ -235,7 +242,8 @@ def render_aggregate(grid: Grid, spec: dict[str, Any], records: list[dict[str, A
         lines.append(f"| {row_label(grid, method, variant, label)} | {len(mine)} of {len(datasets)} | "
                      f"{len(pooled)} | {fmt(pooled_iqm(tasks), digits, scale)} [{fmt(lo, digits, scale)}, "
                      f"{fmt(hi, digits, scale)}] | {fmt(sum(pooled) / len(pooled), digits, scale)} | {improvement} |")
-    note = (f"Aggregate of `{agg['metric']}` over the datasets {', '.join(datasets)}: IQM of every run (seed) of "
+    what = f"`{agg['metric']}`" + (f" / `{agg['ratio_to']}` (of the same run)" if "ratio_to" in agg else "")
+    note = (f"Aggregate of {what} over the datasets {', '.join(datasets)}: IQM of every run (seed) of "
             "every dataset pooled; P(reference > row): the mean over the datasets both have of the chance that a "
             "run of the reference beats a run of the row (ties count half; 0.5 = no difference). Intervals: 95 % "
             "stratified bootstrap (runs resampled within each dataset), as rliable computes them.")
