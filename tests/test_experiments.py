@@ -423,3 +423,36 @@ def test_a_method_named_data_is_a_grid_error(tmp_path):
     path = tiny_grid(tmp_path, methods={"data": {"config": str(CONFIGS / "coordination/teacher.yaml")}})
     with pytest.raises(GridError, match="methods.data: 'data' names the datasets' own records"):
         load_grid(path)
+
+
+@pytest.mark.slow
+def test_every_method_of_the_shipped_mpe_grid_trains_evaluates_is_timed_and_rendered(tmp_path):
+    """The MPE grid as shipped (baselines included: each a model delta on its counterpart's configs), at a few
+    steps on a small medium dataset: every method fits and evaluates on the real simulator, the latency command
+    times each, and the methods, aggregate and frontier outputs are made from those records."""
+    from macflow.experiments.latency import measure_grid
+    from macflow.experiments.render import render
+
+    grid = yaml.safe_load((CONFIGS / "experiments/mpe.yaml").read_text())
+    grid["fit_args"] += ["--trainer.max_steps=5", "--trainer.logger=false", "--data.init_args.n_episodes=40",
+                         f"--data.init_args.cache_dir={tmp_path / 'cache'}"]
+    grid["validate_args"] = ["--data.init_args.n_eval_episodes=2", "--data.init_args.eval_batch_size=2"]
+    grid.update(seeds=[0], datasets={"medium": []}, doc=str(tmp_path / "doc.md"))
+    for name in ("teacher_bf16", "student_bf16"):
+        del grid["methods"][name]
+    grid["tables"] = [t for t in grid["tables"] if t["id"] in ("methods", "aggregate")]
+    grid["figures"][0]["path"] = str(tmp_path / "frontier.png")
+    path = tmp_path / "mpe.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    loaded = load_grid(path)
+    records = tmp_path / "records"
+    made = Runner(loaded, tmp_path / "runs", records, log=lambda _: None).run()
+    evaluated = {(r["method"], r["variant"]) for r in made if r["method"] != "data"}
+    assert evaluated == {(m, None) for m in loaded.methods} | {("student", "zero")}
+    assert all(r["metrics"]["eval/episodes"] == 2.0 for r in made if r["method"] != "data")
+    measure_grid(loaded, records, seed=0, batch_sizes=[1], repeats=1, min_time=0.0, threads=1)
+    render(loaded, records)
+    text = (tmp_path / "doc.md").read_text()
+    for label in ("Gaussian BC", "MA-TD3+BC", "diffusion (DDPM, K = 100)", "reference MAC-Flow"):
+        assert text.count(f"| {label}") == 2, label  # a row in the methods table and one in the aggregate
+    assert (tmp_path / "frontier.png").read_bytes()[:4] == b"\x89PNG"
