@@ -50,9 +50,8 @@ def _pop(config: dict[str, Any], dotted: str, only_if: Any = None) -> None:
 def hashed_config(config: dict[str, Any], run_dir: str | Path, replace: dict[str, str] | None = None
                   ) -> dict[str, Any]:
     """``config`` without :data:`IGNORED_KEYS` (nor :data:`DEFAULTS_LEFT_OUT` and :data:`MODEL_DEFAULTS_LEFT_OUT` at
-    their defaults), the run directory
-    written as :data:`RUN_DIR`, and every string in ``replace`` (e.g. a teacher checkpoint path -> its run's hash)
-    swapped for its stand-in."""
+    their defaults), the run directory written as :data:`RUN_DIR`, and every string in ``replace`` (e.g. a teacher
+    checkpoint path -> its run's hash) swapped for its stand-in."""
     config = json.loads(json.dumps(config))
     for dotted in IGNORED_KEYS:
         _pop(config, dotted)

@@ -43,15 +43,16 @@ def check_bad_transitions(value: str) -> None:
 
 
 def _row_extremes(x: Tensor, chunk: int = SCREEN_ROWS) -> tuple[Tensor, Tensor]:
-    """``[len(x)]`` smallest and largest value of each row of a float ``x``, NaN where a row holds one.
+    """``[len(x)]`` smallest and largest value of each row of ``x`` (as float), NaN where a row holds one.
 
     ``aminmax`` reduces without an elementwise temporary (``isfinite`` or ``abs`` would allocate one the size of
     each chunk, and the freed chunks stay in the process's resident set); rows go in chunks so that a
-    non-contiguous ``x`` is copied a chunk at a time."""
+    non-contiguous or non-float ``x`` is copied a chunk at a time."""
     if not len(x) or not x[0].numel():
-        zeros = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+        zeros = torch.zeros(len(x), dtype=x.dtype if x.is_floating_point() else torch.float32, device=x.device)
         return zeros, zeros
-    lows, highs = zip(*(torch.aminmax(c.reshape(len(c), -1), dim=1) for c in x.split(chunk)))
+    lows, highs = zip(*(torch.aminmax(c.reshape(len(c), -1) if c.is_floating_point() else c.reshape(len(c), -1).float(),
+                                      dim=1) for c in x.split(chunk)))
     return torch.cat(lows), torch.cat(highs)
 
 
@@ -67,7 +68,7 @@ def _bad_rows(x: Tensor | None) -> Tensor | None:
 
 def _row_max_abs(x: Tensor) -> Tensor:
     """``[len(x)]`` largest ``|x|`` of each row, 0 for a row with NaN or inf (screened as non-finite instead)."""
-    low, high = _row_extremes(x.float() if not x.is_floating_point() else x)
+    low, high = _row_extremes(x)
     magnitude = torch.maximum(high, -low).float()
     return torch.where(torch.isfinite(magnitude), magnitude, torch.zeros_like(magnitude))
 

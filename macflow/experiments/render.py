@@ -220,8 +220,8 @@ def render_aggregate(grid: Grid, spec: dict[str, Any], records: list[dict[str, A
     ref_method, ref_variant, _ = parse_row(agg["reference"])
     reference = runs(ref_method, ref_variant)
     ref_label = row_label(grid, ref_method, ref_variant, None)
-    used = [r for (m, v, d), got in by_key.items() if d in datasets and (m, v) in {(a, b) for a, b, _ in rows}
-            for r in got]
+    shown = {(m, v) for m, v, _ in rows}
+    used = [r for (m, v, d), got in by_key.items() if d in datasets and (m, v) in shown for r in got]
     lines = ["| method | datasets | runs | IQM [95 % CI] | mean | P(" + ref_label + " > row) [95 % CI] |",
              "|---|---|---|---|---|---|"]
     for method, variant, label in rows:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats
@@ -65,7 +65,7 @@ def probability_of_improvement(x: Tasks, y: Tasks) -> float:
     return float(np.mean(per_task))
 
 
-def stratified_ci(statistic, *samples: Tasks, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+def stratified_ci(statistic: Callable[..., float], *samples: Tasks, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
                   ) -> tuple[float, float]:
     """Percentile interval of ``statistic(*samples)`` under the stratified bootstrap: every task's runs are
     resampled with replacement within the task, each sample (method) on its own (seeded: tables re-render

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from macflow.experiments.grid import Grid
 from macflow.experiments.records import read_json, record_path
 from macflow.experiments.runner import Runner
 
@@ -83,6 +84,6 @@ def grid_status(runner: Runner, methods: list[str] | None = None, datasets: list
     return cells
 
 
-def default_runner(grid: Any, runs: Path, records: Path) -> Runner:
+def default_runner(grid: Grid, runs: Path, records: Path) -> Runner:
     """A planning-only runner (nothing is trained or written)."""
     return Runner(grid, runs, records, dry_run=True, log=lambda _: None)
