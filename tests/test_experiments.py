@@ -328,32 +328,45 @@ def test_probability_of_improvement_and_pooled_iqm_match_their_definitions():
 
 
 def test_aggregate_table_pools_datasets_and_tests_the_reference_against_each_row(tmp_path):
+    from macflow.experiments.latency import latency_path
     from macflow.experiments.records import record_path, write_json
     from macflow.experiments.render import render
 
     doc = tmp_path / "doc.md"
     datasets = {"a": [], "b": []}
     grid = load_grid(tiny_grid(tmp_path, doc=str(doc), datasets=datasets, tables=[{
-        "id": "agg", "rows": ["student", "teacher"],
-        "aggregate": {"metric": "eval/return", "reference": "student", "digits": 2}}]))
+        "id": "agg", "rows": ["student", "teacher", "teacher.k1"],
+        "aggregate": {"metric": "eval/return", "reference": "student", "digits": 2, "latency": 1}}]))
     records = tmp_path / "records"
-    scores = {("student", "a"): [0.9, 0.8, 0.7], ("student", "b"): [0.5, 0.6, 0.4],
-              ("teacher", "a"): [0.1, 0.2, 0.3]}  # the teacher lacks dataset b
-    for (method, dataset), values in scores.items():
+    scores = {("student", None, "a"): [0.9, 0.8, 0.7], ("student", None, "b"): [0.5, 0.6, 0.4],
+              ("teacher", None, "a"): [0.1, 0.2, 0.3],  # the teacher lacks dataset b
+              ("teacher", "k1", "a"): [0.95, 0.9, 0.85], ("teacher", "k1", "b"): [0.65, 0.6, 0.7]}
+    for (method, variant, dataset), values in scores.items():
         for seed, v in enumerate(values):
-            write_json(record_path(records, "tiny", method, dataset, seed), {
-                "method": method, "dataset": dataset, "seed": seed, "variant": None, "source": "runner",
+            write_json(record_path(records, "tiny", method, dataset, seed, variant), {
+                "method": method, "dataset": dataset, "seed": seed, "variant": variant, "source": "runner",
                 "git": {"commit": "a" * 40, "dirty": False}, "metrics": {"eval/return": v}})
+    write_json(latency_path(records, "tiny"), {
+        "seed": 0, "repeats": 3, "machine": "cpu X", "threads": 1, "time": "now", "datasets": ["a"],
+        "git": {"commit": "b" * 40, "dirty": False},
+        "rows": [{"method": "student", "variant": None, "dataset": "a", "ms": {"1": 0.1}},
+                 {"method": "teacher", "variant": None, "dataset": "a", "ms": {"1": 5.0}}]})
     render(grid, records)
     lines = [line for line in doc.read_text().splitlines() if line.startswith("| ")]
-    assert lines[0] == "| method | datasets | runs | IQM [95 % CI] | mean | P(student > row) [95 % CI] |"
-    assert lines[1].startswith("| student | 2 of 2 | 6 | 0.65 [") and lines[1].endswith("| 0.65 | – |")
-    assert lines[2].startswith("| teacher | 1 of 2 | 3 | 0.20 [0.10, 0.30] | 0.20 | 1.00 [1.00, 1.00] (1 datasets)")
+    assert lines[0] == ("| method | datasets | runs | IQM [95 % CI] | mean | P(student > row) [95 % CI] | "
+                        "student IQM vs row's CI | latency batch 1, × student |")
+    assert lines[1].startswith("| student | 2 of 2 | 6 | 0.65 [") and lines[1].endswith("| 0.65 | – | – | 1× |")
+    # the student's IQM over dataset a alone (0.80) against the teacher's interval there, 50 times its latency
+    assert lines[2] == ("| teacher | 1 of 2 | 3 | 0.20 [0.10, 0.30] | 0.20 | 1.00 [1.00, 1.00] (1 datasets) | "
+                        "above (1 datasets) | 50× |")
+    # a row mostly above the reference: its interval lies above the reference's IQM; no latency timed for it
+    assert lines[3].endswith("| 0.78 [0.74, 0.81] | 0.78 | 0.11 [0.00, 0.33] | below | – |")
     ratio = load_grid(tiny_grid(tmp_path, doc=str(doc), datasets=datasets, tables=[{
         "id": "agg", "rows": ["teacher"],
         "aggregate": {"metric": "eval/return", "ratio_to": "eval/return", "reference": "student", "digits": 2}}]))
-    render(ratio, records)  # every run divided by itself: 1.0 each
-    assert "| teacher | 1 of 2 | 3 | 1.00 [1.00, 1.00] | 1.00 |" in doc.read_text()
+    render(ratio, records)  # every run divided by itself: 1.0 each, the reference's IQM inside the interval
+    assert "| teacher | 1 of 2 | 3 | 1.00 [1.00, 1.00] | 1.00 | 0.50 [0.50, 0.50] (1 datasets) | inside, ≥ (1 datasets) |" \
+        in doc.read_text()
     bad = tiny_grid(tmp_path, tables=[{"id": "agg", "aggregate": {"metric": "eval/return", "reference": "nope"}}])
     with pytest.raises(GridError, match=r"aggregate.reference: no row 'nope'"):
         load_grid(bad)

@@ -24,7 +24,7 @@ FIGURE_KINDS = ("return_vs_latency", "coordination_samples")
 METHOD_KEYS = {"config", "args", "teacher", "variants", "dataset_args", "validate_args", "label", "family",
                "datasets"}
 TABLE_KEYS = {"id", "title", "text", "rows", "datasets", "columns", "sort_by", "per_seed", "aggregate"}
-AGGREGATE_KEYS = {"metric", "reference", "ratio_to", "digits", "scale"}
+AGGREGATE_KEYS = {"metric", "reference", "ratio_to", "digits", "scale", "latency"}
 """An ``aggregate`` table's settings: the metric pooled over datasets and the row whose improvement it tests."""
 COLUMN_KEYS = {"header", "metric", "min_of", "latency", "relative_to", "digits", "scale"}
 COLUMN_SOURCES = ("metric", "min_of", "latency")

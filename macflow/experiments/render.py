@@ -189,11 +189,13 @@ def table_head(grid: Grid, spec: dict[str, Any], used: list[dict[str, Any]], rec
 
 
 def render_aggregate(grid: Grid, spec: dict[str, Any], records: list[dict[str, Any]],
-                     records_root: Path = Path("docs/records")) -> str:
+                     records_root: Path = Path("docs/records"), latency: dict[str, Any] | None = None) -> str:
     """The Markdown of an ``aggregate`` table: one row per method over the table's datasets, the pooled IQM of
     ``aggregate.metric`` and the probability that the ``reference`` row improves on the row, each with its
-    stratified bootstrap interval (:mod:`macflow.experiments.stats`). Published aggregates (‡) have no runs and
-    are left out."""
+    stratified bootstrap interval (:mod:`macflow.experiments.stats`), and where the reference's IQM (over the
+    datasets both have) falls against the row's interval, the reading a target such as "at least every baseline"
+    or "within the diffusion policy's interval" needs. With ``aggregate.latency`` (a batch size), the row's
+    decision latency as a multiple of the reference's. Published aggregates (‡) have no runs and are left out."""
     agg = spec["aggregate"]
     digits, scale = agg.get("digits", 3), agg.get("scale", 1.0)
     by_key = group_records([r for r in records if "summary" not in r])
@@ -222,8 +224,10 @@ def render_aggregate(grid: Grid, spec: dict[str, Any], records: list[dict[str, A
     ref_label = row_label(grid, ref_method, ref_variant, None)
     shown = {(m, v) for m, v, _ in rows}
     used = [r for (m, v, d), got in by_key.items() if d in datasets and (m, v) in shown for r in got]
-    lines = ["| method | datasets | runs | IQM [95 % CI] | mean | P(" + ref_label + " > row) [95 % CI] |",
-             "|---|---|---|---|---|---|"]
+    header = f"| method | datasets | runs | IQM [95 % CI] | mean | P({ref_label} > row) [95 % CI] | {ref_label} IQM vs row's CI |"
+    lines = [header, "|---|---|---|---|---|---|---|"]
+    if "latency" in agg:
+        lines = [header + f" latency batch {agg['latency']}, × {ref_label} |", lines[1] + "---|"]
     for method, variant, label in rows:
         mine = runs(method, variant)
         if not mine:
@@ -233,21 +237,51 @@ def render_aggregate(grid: Grid, spec: dict[str, Any], records: list[dict[str, A
         pooled = [v for t in tasks for v in t]
         shared = [d for d in mine if d in reference]
         if (method, variant) == (ref_method, ref_variant) or not shared:
-            improvement = "–"
+            improvement = verdict = "–"
         else:
             x, y = [reference[d] for d in shared], [mine[d] for d in shared]
             p_lo, p_hi = stratified_ci(probability_of_improvement, x, y)
-            improvement = (f"{probability_of_improvement(x, y):.2f} [{p_lo:.2f}, {p_hi:.2f}]"
-                           + ("" if len(shared) == len(datasets) else f" ({len(shared)} datasets)"))
-        lines.append(f"| {row_label(grid, method, variant, label)} | {len(mine)} of {len(datasets)} | "
-                     f"{len(pooled)} | {fmt(pooled_iqm(tasks), digits, scale)} [{fmt(lo, digits, scale)}, "
-                     f"{fmt(hi, digits, scale)}] | {fmt(sum(pooled) / len(pooled), digits, scale)} | {improvement} |")
+            partial = "" if len(shared) == len(datasets) else f" ({len(shared)} datasets)"
+            improvement = f"{probability_of_improvement(x, y):.2f} [{p_lo:.2f}, {p_hi:.2f}]" + partial
+            verdict = iqm_verdict(pooled_iqm(x), pooled_iqm(y), *stratified_ci(pooled_iqm, y)) + partial
+        line = (f"| {row_label(grid, method, variant, label)} | {len(mine)} of {len(datasets)} | "
+                f"{len(pooled)} | {fmt(pooled_iqm(tasks), digits, scale)} [{fmt(lo, digits, scale)}, "
+                f"{fmt(hi, digits, scale)}] | {fmt(sum(pooled) / len(pooled), digits, scale)} | {improvement} | "
+                f"{verdict} |")
+        if "latency" in agg:
+            ratio = latency_ratio(latency, (method, variant), (ref_method, ref_variant), agg["latency"])
+            line += f" {'–' if ratio is None else f'{ratio:.3g}×'} |"
+        lines.append(line)
     what = f"`{agg['metric']}`" + (f" / `{agg['ratio_to']}` (of the same run)" if "ratio_to" in agg else "")
     note = (f"Aggregate of {what} over the datasets {', '.join(datasets)}: IQM of every run (seed) of "
             "every dataset pooled; P(reference > row): the mean over the datasets both have of the chance that a "
             "run of the reference beats a run of the row (ties count half; 0.5 = no difference). Intervals: 95 % "
-            "stratified bootstrap (runs resampled within each dataset), as rliable computes them.")
-    return "\n".join(table_head(grid, spec, used, records_root, note) + [""] + lines)
+            "stratified bootstrap (runs resampled within each dataset), as rliable computes them. The reference's "
+            "IQM over the same datasets is above, inside (≥ or < the row's IQM) or below the row's interval.")
+    head = table_head(grid, spec, used, records_root, note)
+    if "latency" in agg:
+        head += ["", latency_note(grid, latency, records_root)]
+    return "\n".join(head + [""] + lines)
+
+
+def iqm_verdict(reference: float, row: float, lo: float, hi: float) -> str:
+    """Where the reference's IQM falls against a row's IQM and its interval [lo, hi]."""
+    if reference > hi:
+        return "above"
+    if reference < lo:
+        return "below"
+    return "inside, ≥" if reference >= row else "inside, <"
+
+
+def latency_ratio(latency: dict[str, Any] | None, row: tuple[str, str | None], reference: tuple[str, str | None],
+                  batch: int) -> float | None:
+    """A row's ms per decision over the reference's, on the first dataset the latency record timed both on."""
+    latency = latency or {}
+    for dataset in latency.get("datasets") or sorted({r["dataset"] for r in latency.get("rows", [])}):
+        ms, ref = lookup(latency, *row, dataset, batch), lookup(latency, *reference, dataset, batch)
+        if ms is not None and ref:
+            return ms / ref
+    return None
 
 
 def latency_note(grid: Grid, latency: dict[str, Any] | None, records_root: Path) -> str:
@@ -289,7 +323,7 @@ def render(grid: Grid, records_root: Path, doc: Path | None = None) -> Path:
     first = grid.tables[0]["id"]
     for spec in grid.tables:
         start = start_marker(grid.name, spec["id"])
-        table = (render_aggregate(grid, spec, records, records_root) if "aggregate" in spec
+        table = (render_aggregate(grid, spec, records, records_root, latency) if "aggregate" in spec
                  else render_table(grid, spec, records, records_root, latency))
         blocks = [start, table]
         blocks += ["\n" + figure_block(grid, f, doc) for f in grid.figures if f.get("table", first) == spec["id"]]
