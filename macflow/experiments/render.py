@@ -221,7 +221,8 @@ def render_aggregate(grid: Grid, spec: dict[str, Any], records: list[dict[str, A
 
     ref_method, ref_variant, _ = parse_row(agg["reference"])
     reference = runs(ref_method, ref_variant)
-    ref_label = row_label(grid, ref_method, ref_variant, None)
+    ref_label = next((row_label(grid, m, v, label) for m, v, label in rows if (m, v) == (ref_method, ref_variant)),
+                     row_label(grid, ref_method, ref_variant, None))  # the row's own label when it is shown
     shown = {(m, v) for m, v, _ in rows}
     used = [r for (m, v, d), got in by_key.items() if d in datasets and (m, v) in shown for r in got]
     header = f"| method | datasets | runs | IQM [95 % CI] | mean | P({ref_label} > row) [95 % CI] | {ref_label} IQM vs row's CI |"
