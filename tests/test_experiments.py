@@ -370,6 +370,10 @@ def test_aggregate_table_pools_datasets_and_tests_the_reference_against_each_row
     bad = tiny_grid(tmp_path, tables=[{"id": "agg", "aggregate": {"metric": "eval/return", "reference": "nope"}}])
     with pytest.raises(GridError, match=r"aggregate.reference: no row 'nope'"):
         load_grid(bad)
+    bad = tiny_grid(tmp_path, tables=[{"id": "agg", "aggregate": {"metric": "eval/return", "reference": "student",
+                                                                 "latency": "1"}}])
+    with pytest.raises(GridError, match=r"aggregate.latency: a batch size"):
+        load_grid(bad)
 
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "experiments").glob("*.yaml")), ids=lambda p: p.stem)

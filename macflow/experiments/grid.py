@@ -255,6 +255,8 @@ def _check_aggregate(where: str, spec: dict[str, Any], methods: dict[str, Method
             raise GridError(f"{where}.aggregate: missing key '{key}'")
     if "columns" in spec:
         raise GridError(f"{where}: an aggregate table makes its own columns; remove 'columns'")
+    if "latency" in agg and (not isinstance(agg["latency"], int) or agg["latency"] < 1):
+        raise GridError(f"{where}.aggregate.latency: a batch size (a positive integer), got {agg['latency']!r}")
     method, variant = parse_row(str(agg["reference"]))
     if method not in methods or (variant and variant not in methods[method].variants):
         raise GridError(f"{where}.aggregate.reference: no row '{agg['reference']}' in this grid "
