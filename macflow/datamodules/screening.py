@@ -48,11 +48,11 @@ def _row_extremes(x: Tensor, chunk: int = SCREEN_ROWS) -> tuple[Tensor, Tensor]:
     ``aminmax`` reduces without an elementwise temporary (``isfinite`` or ``abs`` would allocate one the size of
     each chunk, and the freed chunks stay in the process's resident set); rows go in chunks so that a
     non-contiguous or non-float ``x`` is copied a chunk at a time."""
+    dtype = x.dtype if x.is_floating_point() else torch.float32
     if not len(x) or not x[0].numel():
-        zeros = torch.zeros(len(x), dtype=x.dtype if x.is_floating_point() else torch.float32, device=x.device)
+        zeros = torch.zeros(len(x), dtype=dtype, device=x.device)
         return zeros, zeros
-    lows, highs = zip(*(torch.aminmax(c.reshape(len(c), -1) if c.is_floating_point() else c.reshape(len(c), -1).float(),
-                                      dim=1) for c in x.split(chunk)))
+    lows, highs = zip(*(torch.aminmax(c.reshape(len(c), -1).to(dtype), dim=1) for c in x.split(chunk)))
     return torch.cat(lows), torch.cat(highs)
 
 

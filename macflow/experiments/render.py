@@ -225,16 +225,17 @@ def render_aggregate(grid: Grid, spec: dict[str, Any], records: list[dict[str, A
                      row_label(grid, ref_method, ref_variant, None))  # the row's own label when it is shown
     shown = {(m, v) for m, v, _ in rows}
     used = [r for (m, v, d), got in by_key.items() if d in datasets and (m, v) in shown for r in got]
-    header = f"| method | datasets | runs | IQM [95 % CI] | mean | P({ref_label} > row) [95 % CI] | {ref_label} IQM vs row's CI |"
-    lines = [header, "|---|---|---|---|---|---|---|"]
+    headers = ["method", "datasets", "runs", "IQM [95 % CI]", "mean", f"P({ref_label} > row) [95 % CI]",
+               f"{ref_label} IQM vs row's CI"]
     if "latency" in agg:
-        lines = [header + f" latency batch {agg['latency']}, × {ref_label} |", lines[1] + "---|"]
+        headers.append(f"latency batch {agg['latency']}, × {ref_label}")
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for method, variant, label in rows:
         mine = runs(method, variant)
         if not mine:
             continue
         tasks = list(mine.values())
-        lo, hi = stratified_ci(pooled_iqm, tasks)
+        row_iqm, (lo, hi) = pooled_iqm(tasks), stratified_ci(pooled_iqm, tasks)
         pooled = [v for t in tasks for v in t]
         shared = [d for d in mine if d in reference]
         if (method, variant) == (ref_method, ref_variant) or not shared:
@@ -244,15 +245,16 @@ def render_aggregate(grid: Grid, spec: dict[str, Any], records: list[dict[str, A
             p_lo, p_hi = stratified_ci(probability_of_improvement, x, y)
             partial = "" if len(shared) == len(datasets) else f" ({len(shared)} datasets)"
             improvement = f"{probability_of_improvement(x, y):.2f} [{p_lo:.2f}, {p_hi:.2f}]" + partial
-            verdict = iqm_verdict(pooled_iqm(x), pooled_iqm(y), *stratified_ci(pooled_iqm, y)) + partial
-        line = (f"| {row_label(grid, method, variant, label)} | {len(mine)} of {len(datasets)} | "
-                f"{len(pooled)} | {fmt(pooled_iqm(tasks), digits, scale)} [{fmt(lo, digits, scale)}, "
-                f"{fmt(hi, digits, scale)}] | {fmt(sum(pooled) / len(pooled), digits, scale)} | {improvement} | "
-                f"{verdict} |")
+            # the row's own IQM and interval when the reference has all of its datasets (the same seeded bootstrap)
+            shared_iqm = (row_iqm, lo, hi) if len(shared) == len(mine) else (pooled_iqm(y), *stratified_ci(pooled_iqm, y))
+            verdict = iqm_verdict(pooled_iqm(x), *shared_iqm) + partial
+        cells = [row_label(grid, method, variant, label), f"{len(mine)} of {len(datasets)}", str(len(pooled)),
+                 f"{fmt(row_iqm, digits, scale)} [{fmt(lo, digits, scale)}, {fmt(hi, digits, scale)}]",
+                 fmt(sum(pooled) / len(pooled), digits, scale), improvement, verdict]
         if "latency" in agg:
-            ratio = latency_ratio(latency, (method, variant), (ref_method, ref_variant), agg["latency"])
-            line += f" {'–' if ratio is None else f'{ratio:.3g}×'} |"
-        lines.append(line)
+            ratio = latency_ratio(latency, (method, variant), agg["reference"], agg["latency"])
+            cells.append("–" if ratio is None else f"{ratio:.3g}×")
+        lines.append("| " + " | ".join(cells) + " |")
     what = f"`{agg['metric']}`" + (f" / `{agg['ratio_to']}` (of the same run)" if "ratio_to" in agg else "")
     note = (f"Aggregate of {what} over the datasets {', '.join(datasets)}: IQM of every run (seed) of "
             "every dataset pooled; P(reference > row): the mean over the datasets both have of the chance that a "
@@ -274,14 +276,16 @@ def iqm_verdict(reference: float, row: float, lo: float, hi: float) -> str:
     return "inside, ≥" if reference >= row else "inside, <"
 
 
-def latency_ratio(latency: dict[str, Any] | None, row: tuple[str, str | None], reference: tuple[str, str | None],
+def latency_ratio(latency: dict[str, Any] | None, row: tuple[str, str | None], reference: str,
                   batch: int) -> float | None:
-    """A row's ms per decision over the reference's, on the first dataset the latency record timed both on."""
+    """A row's ms per decision over the ``reference`` row's (:func:`latency_value`), on the first dataset the
+    latency record timed both on."""
     latency = latency or {}
+    column = {"latency": batch, "relative_to": reference}
     for dataset in latency.get("datasets") or sorted({r["dataset"] for r in latency.get("rows", [])}):
-        ms, ref = lookup(latency, *row, dataset, batch), lookup(latency, *reference, dataset, batch)
-        if ms is not None and ref:
-            return ms / ref
+        ratio = latency_value(latency, column, *row, dataset)
+        if ratio is not None:
+            return ratio
     return None
 
 
