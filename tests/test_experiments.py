@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -219,6 +220,44 @@ def test_grid_errors_name_the_file_and_key(tmp_path, change, message):
     with pytest.raises(GridError) as err:
         load_grid(path)
     assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_an_extending_grid_runs_the_base_cells_it_lists_on_its_own_seeds(tmp_path):
+    base = load_grid(tiny_grid(tmp_path, tables=[{"id": "t", "rows": ["student"], "columns": []}]))
+    (tmp_path / "val.yaml").write_text(yaml.safe_dump({
+        "name": "val", "extends": str(base.path), "seeds": [100], "methods": ["teacher"],
+        "tables": [{"id": "v", "rows": ["teacher.k1"], "columns": []}]}))
+    val = load_grid(tmp_path / "val.yaml")
+    assert val.seeds == (100,) and list(val.methods) == ["teacher"] and [t["id"] for t in val.tables] == ["v"]
+    assert val.methods["teacher"] == base.methods["teacher"] and val.datasets == base.datasets
+    assert val.fit_args == base.fit_args and val.validate_args == base.validate_args
+
+    def runner(grid):
+        return Runner(grid, tmp_path / "runs", tmp_path / "records", dry_run=True, log=lambda _: None)
+
+    assert runner(val).plan("teacher", "coord", 100).config_hash != runner(base).plan("teacher", "coord", 0).config_hash
+    (tmp_path / "same.yaml").write_text(yaml.safe_dump({"name": "same", "extends": str(base.path), "seeds": [0]}))
+    assert runner(load_grid(tmp_path / "same.yaml")).plan("teacher", "coord", 0).config_hash == \
+        runner(base).plan("teacher", "coord", 0).config_hash
+
+
+@pytest.mark.parametrize("val, message", [
+    ({"methods": ["techer"]}, "methods: no method 'techer' in"),
+    ({"methods": ["student"]}, "methods.student.teacher: no method 'teacher'"),
+    ({"extends": "configs/experiments/nope.yaml"}, "configs/experiments/nope.yaml: no such grid file"),
+    ({"extends": None, "methods": ["teacher"]}, "a list of method names needs 'extends: <grid>'"),
+    ({"extends": "SELF"}, "extends: grids extend each other in a cycle"),
+])
+def test_extending_grid_errors_name_the_file_and_key(tmp_path, val, message):
+    spec = {"name": "val", "extends": str(tiny_grid(tmp_path)), "seeds": [100], **val}
+    if spec["extends"] == "SELF":
+        spec["extends"] = str(tmp_path / "val.yaml")
+    if spec["extends"] is None:
+        del spec["extends"]
+        spec.update(datasets={"coord": []})
+    (tmp_path / "val.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(GridError, match=re.escape(message)):
+        load_grid(tmp_path / "val.yaml")
 
 
 def test_render_writes_marked_tables_from_records_and_keeps_the_rest(tmp_path):

@@ -4,7 +4,8 @@ A grid names ``methods`` (each a stack of ``--config`` files plus CLI flags; a s
 method it distils), ``datasets`` (CLI flags shared by every method on that dataset) and ``seeds``. Every string
 may use ``{dataset}``, which becomes the dataset's name. ``tables`` and ``figures`` are what ``render`` writes
 (:mod:`macflow.experiments.render`, :mod:`macflow.experiments.figures`), ``latency`` how the ``latency`` command
-times the trained models (:mod:`macflow.experiments.latency`). Errors name the file and the key at fault.
+times the trained models (:mod:`macflow.experiments.latency`). A grid may ``extend`` another: it runs the other's
+cells on its own seeds (a validation grid), see :func:`load_grid`. Errors name the file and the key at fault.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import yaml
 from macflow.experiments.datasets import DATA
 
 GRID_KEYS = {"name", "doc", "seeds", "methods", "datasets", "fit_args", "validate_args", "tables", "figures",
-             "latency"}
+             "latency", "extends"}
+INHERITED_KEYS = ("doc", "seeds", "datasets", "methods", "fit_args", "validate_args")
+"""What a grid takes from the grid it ``extends`` unless it sets the key itself: how the cells run, never what
+is rendered (``name``, ``tables``, ``figures`` and ``latency`` belong to each file)."""
 FIGURE_KINDS = ("return_vs_latency", "coordination_samples")
 """What a ``figures`` entry may draw (see :mod:`macflow.experiments.figures`)."""
 METHOD_KEYS = {"config", "args", "teacher", "variants", "dataset_args", "validate_args", "label", "family",
@@ -110,18 +114,13 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
 
 
 def load_grid(path: str | Path) -> Grid:
-    """Read and check ``path``; raises :class:`GridError` naming the file and key for anything it cannot run."""
+    """Read and check ``path``; raises :class:`GridError` naming the file and key for anything it cannot run.
+
+    A file with ``extends: <grid>`` takes that grid's :data:`INHERITED_KEYS` where it does not set them, and may
+    list a subset of its methods (``methods: [teacher, student]``); see :func:`_read_extended`.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise GridError(f"{path}: no such grid file (grids live in configs/experiments/)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise GridError(f"{path}: not valid YAML: {err}") from err
-    raw = _mapping(raw, str(path))
-    unknown = set(raw) - GRID_KEYS
-    if unknown:
-        raise GridError(f"{path}: unknown key(s) {sorted(unknown)}; a grid has {sorted(GRID_KEYS)}")
+    raw = _read_extended(path, ())
     for key in ("name", "methods", "datasets", "seeds"):
         if key not in raw:
             raise GridError(f"{path}: missing key '{key}'")
@@ -191,6 +190,48 @@ def load_grid(path: str | Path) -> Grid:
                     raise GridError(f"{path}: methods.{m.name}.config: no file {expand(c, d)} (dataset {d}); "
                                     "paths are relative to the repository root")
     return grid
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise GridError(f"{path}: no such grid file (grids live in configs/experiments/)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise GridError(f"{path}: not valid YAML: {err}") from err
+    raw = _mapping(raw, str(path))
+    unknown = set(raw) - GRID_KEYS
+    if unknown:
+        raise GridError(f"{path}: unknown key(s) {sorted(unknown)}; a grid has {sorted(GRID_KEYS)}")
+    return raw
+
+
+def _read_extended(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """``path``'s keys over the :data:`INHERITED_KEYS` of the grid it ``extends`` (a path from the repository root).
+
+    ``methods`` given as a list keeps only those methods of the base grid, unchanged; given as a mapping it
+    replaces the base's methods. The base's datasets and seeds are kept unless this file sets its own.
+    """
+    raw = _read(path)
+    base_path = raw.pop("extends", None)
+    if base_path is None:
+        if isinstance(raw.get("methods"), list):
+            raise GridError(f"{path}: methods: a list of method names needs 'extends: <grid>' to take them from")
+        return raw
+    if not isinstance(base_path, str):
+        raise GridError(f"{path}: extends: expected the path of a grid file, got {base_path!r}")
+    if path.resolve() in seen:
+        raise GridError(f"{path}: extends: grids extend each other in a cycle")
+    base = _read_extended(Path(base_path), seen + (path.resolve(),))
+    merged = {k: base[k] for k in INHERITED_KEYS if k in base}
+    merged.update(raw)
+    if isinstance(raw.get("methods"), list):
+        base_methods = _mapping(base.get("methods"), f"{base_path}: methods")
+        for name in raw["methods"]:
+            if name not in base_methods:
+                raise GridError(f"{path}: methods: no method '{name}' in {base_path} ({sorted(base_methods)})")
+        merged["methods"] = {name: base_methods[name] for name in raw["methods"]}
+    return merged
 
 
 def parse_row(row: str) -> tuple[str, str | None]:
